@@ -1,0 +1,474 @@
+/*
+ * Buffers: shared message queues (see buffer.h). Owns the queue memory; guarded by
+ * the buffer's mutex (its listener's mutex for listener buffers). No Lua call and no
+ * possible raise happens while that mutex is held.
+ */
+#include "buffer.h"
+
+#include <string.h>
+
+#include "carray.h"
+#include "codec.h"
+#include "compat.h"
+#include "error.h"
+#include "listener.h"
+#include "writer.h"
+
+/* ===== Shared object ===== */
+
+static void buffer_setabort(MsgObject *o, int flag) {
+    MsgBuffer *b = (MsgBuffer *)o;
+    mtmsg_mutex_lock(b->mutex);
+    b->aborted = flag;
+    if (flag) mtmsg_cond_broadcast(&b->cond);
+    mtmsg_mutex_unlock(b->mutex);
+}
+
+/* Runs under the registry lock while the new buffer is registered (order registry ->
+ * listener): attaches it to its listener unless that one is closed. */
+static MsgStatus buffer_attach(void *ud) {
+    MsgBuffer *b = ud;
+    MsgListener *l = b->listener;
+    MsgStatus st = MSG_OK;
+    mtmsg_mutex_lock(&l->mutex);
+    if (l->closed) st = MSG_CLOSED;
+    else mtmsg_listener_attach_locked(l, b);
+    mtmsg_mutex_unlock(&l->mutex);
+    return st;
+}
+
+MsgBuffer *mtmsg_buffer_new(MsgListener *l, const char *name, size_t namelen,
+                            size_t size, double grow, MsgStatus *st) {
+    MsgBuffer *b = mtmsg_malloc(sizeof *b);
+    if (!b) { *st = MSG_NOMEM; return NULL; }
+    memset(b, 0, sizeof *b);
+    *st = mtmsg_registry_initobject(&b->obj, KIND_BUFFER, name, namelen, buffer_setabort);
+    if (*st != MSG_OK) { mtmsg_free(b); return NULL; }
+    mtmsg_membuf_init(&b->queue, size, grow);
+    b->listener = l;
+    if (l) b->mutex = &l->mutex;
+    else { mtmsg_mutex_init(&b->own_mutex); b->mutex = &b->own_mutex; }
+    mtmsg_cond_init(&b->cond);
+    *st = mtmsg_registry_add(&b->obj, l ? buffer_attach : NULL, b);
+    if (*st != MSG_OK) {
+        b->listener = NULL;              /* never attached */
+        mtmsg_buffer_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void mtmsg_buffer_free(MsgBuffer *b) {
+    mtmsg_membuf_free(&b->queue);
+    mtmsg_cond_destroy(&b->cond);
+    if (b->mutex == &b->own_mutex) mtmsg_mutex_destroy(&b->own_mutex);
+    mtmsg_registry_freeobject(&b->obj);
+    mtmsg_free(b);
+}
+
+void mtmsg_buffer_retain(MsgBuffer *b) {
+    mtmsg_registry_retain(&b->obj);
+}
+
+void mtmsg_buffer_release(MsgBuffer *b) {
+    MsgListener *l = b->listener;
+    int freeb = 1, freel = 0;
+    if (!mtmsg_registry_release(&b->obj)) return;
+    /* Last user reference: b is no longer findable. A listener buffer with pending
+     * messages stays with its listener (orphan) until they are taken. */
+    if (l) {
+        mtmsg_mutex_lock(&l->mutex);
+        l->nlive--;
+        if (b->msgcnt > 0 && !l->unreferenced && !l->closed) {
+            b->orphan = 1;
+            freeb = 0;
+        } else {
+            mtmsg_listener_detach_locked(l, b);
+            freel = l->unreferenced && l->nbuf == 0;
+        }
+        if (l->nwaiters) mtmsg_cond_broadcast(&l->cond);   /* maybe no buffers now */
+        mtmsg_mutex_unlock(&l->mutex);
+    }
+    if (freeb) mtmsg_buffer_free(b);
+    if (freel) mtmsg_listener_free(l);
+}
+
+/* Wakes one waiter of the buffer and of its listener, if any waits and there is
+ * something to take. Called with the mutex held, after the queue changed. */
+static void wake_locked(MsgBuffer *b) {
+    if (b->msgcnt == 0) return;
+    if (b->nwaiters) mtmsg_cond_signal(&b->cond);
+    if (b->listener && b->listener->nwaiters) mtmsg_cond_signal(&b->listener->cond);
+}
+
+MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock) {
+    MsgStatus st;
+    size_t vl = mtmsg_codec_varintlen(len);
+    if (len > (size_t)-1 - vl) return MSG_NOMEM;
+    if (nonblock) { if (!mtmsg_mutex_trylock(b->mutex)) return MSG_BUSY; }
+    else mtmsg_mutex_lock(b->mutex);
+    if (b->closed) st = MSG_CLOSED;
+    else if (b->aborted) st = MSG_ABORTED;
+    else {
+        st = clear ? mtmsg_membuf_reset(&b->queue, vl + len)
+                   : mtmsg_membuf_reserve(&b->queue, vl + len);
+        if (st == MSG_OK) {
+            char *p = mtmsg_membuf_end(&b->queue);
+            if (clear) b->msgcnt = 0;
+            p += mtmsg_codec_putvarint(p, len);
+            memcpy(p, payload, len);
+            b->queue.len += vl + len;
+            b->msgcnt++;
+            if (b->listener && !b->in_ready) mtmsg_listener_ready_add_locked(b->listener, b);
+            wake_locked(b);
+        }
+    }
+    mtmsg_mutex_unlock(b->mutex);
+    return st;
+}
+
+MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out) {
+    size_t pos = 0;
+    unsigned long long len;
+    MsgStatus st;
+    const char *q = mtmsg_membuf_begin(&b->queue);
+    if (!mtmsg_codec_getvarint(q, b->queue.len, &pos, &len) || len > b->queue.len - pos)
+        mtmsg_sync_abort(-1, __FILE__, __LINE__);           /* corrupt queue: a bug */
+    st = mtmsg_membuf_reset(out, (size_t)len);
+    if (st != MSG_OK) { out->failsize = out->failsize ? out->failsize : (size_t)len; return st; }
+    memcpy(out->data, q + pos, (size_t)len);
+    out->len = (size_t)len;
+    mtmsg_membuf_consume(&b->queue, pos + (size_t)len);
+    b->msgcnt--;
+    if (b->msgcnt == 0 && b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
+    wake_locked(b);                  /* pass the baton if more is waiting */
+    return MSG_OK;
+}
+
+void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem) {
+    if (freemem) mtmsg_membuf_free(&b->queue);
+    else mtmsg_membuf_clear(&b->queue);
+    b->msgcnt = 0;
+    if (b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
+}
+
+MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double timeout) {
+    MsgStatus st;
+    double deadline = -1;
+    if (nonblock) { if (!mtmsg_mutex_trylock(b->mutex)) return MSG_BUSY; }
+    else mtmsg_mutex_lock(b->mutex);
+    for (;;) {
+        if (b->closed) { st = MSG_CLOSED; break; }
+        if (b->aborted) { st = MSG_ABORTED; break; }
+        if (b->msgcnt > 0) { st = mtmsg_buffer_pop_locked(b, out); break; }
+        if (timeout == 0) { st = MSG_EMPTY; break; }
+        b->nwaiters++;
+        if (timeout < 0) mtmsg_cond_wait(&b->cond, b->mutex);
+        else {
+            double now = mtmsg_clock_mono();
+            if (deadline < 0) deadline = now + timeout;
+            if (now >= deadline) timeout = 0;
+            else mtmsg_cond_waituntil(&b->cond, b->mutex, deadline);
+        }
+        b->nwaiters--;
+    }
+    mtmsg_mutex_unlock(b->mutex);
+    return st;
+}
+
+/* ===== Lua binding ===== */
+
+
+BufferHandle *mtmsg_buffer_test(lua_State *L, int idx) {
+    BufferHandle *h = luaL_testudata(L, idx, MTMSG_BUFFER_MT);
+    return (h && h->b) ? h : NULL;
+}
+
+BufferHandle *mtmsg_buffer_check(lua_State *L, int idx) {
+    BufferHandle *h = luaL_checkudata(L, idx, MTMSG_BUFFER_MT);
+    if (!h->b) luaL_argerror(L, idx, "buffer expected");    /* half-constructed */
+    return h;
+}
+
+/* Pushes an empty handle (phase one of construction). */
+static BufferHandle *newhandle(lua_State *L) {
+    BufferHandle *h = lua_newuserdatauv(L, sizeof *h, 0);
+    h->b = NULL;
+    h->nonblock = 0;
+    luaL_getmetatable(L, MTMSG_BUFFER_MT);
+    lua_setmetatable(L, -2);
+    return h;
+}
+
+/* Options of newbuffer: ([name,] [size [, grow]]) from `arg`. */
+int mtmsg_buffer_create(lua_State *L, int arg, MsgListener *l) {
+    const char *name = NULL;
+    size_t namelen = 0;
+    size_t size;
+    double grow;
+    BufferHandle *h;
+    MsgStatus st;
+    if (lua_type(L, arg) == LUA_TSTRING) name = lua_tolstring(L, arg++, &namelen);
+    mtmsg_checksize(L, arg, &size, &grow);
+    h = newhandle(L);
+    h->b = mtmsg_buffer_new(l, name, namelen, size, grow, &st);
+    if (!h->b) {
+        if (st == MSG_CLOSED) return mtmsg_error_status(L, st, &l->obj, NULL, NULL, 0);
+        return mtmsg_error_status(L, st, NULL, NULL, NULL, sizeof(MsgBuffer));
+    }
+    return 1;
+}
+
+static int m_newbuffer(lua_State *L) {
+    return mtmsg_buffer_create(L, 1, NULL);
+}
+
+static int m_buffer(lua_State *L) {
+    BufferHandle *h;
+    MsgObject *o;
+    MsgStatus st;
+    int isname = lua_type(L, 1) == LUA_TSTRING;
+    size_t len = 0;
+    const char *name = NULL;
+    lua_Integer id = 0;
+    if (isname) name = lua_tolstring(L, 1, &len);
+    else id = mtmsg_checkinteger(L, 1);
+    h = newhandle(L);
+    o = isname ? mtmsg_registry_find_name(KIND_BUFFER, name, len, &st)
+               : mtmsg_registry_find_id(KIND_BUFFER, (unsigned long long)id, &st);
+    if (!o) {
+        if (st == MSG_ABORTED) return mtmsg_error_raise(L, ERR_OPERATION_ABORTED, NULL);
+        if (isname) {
+            lua_pushfstring(L, "mtmsg.error.%s: buffer name \"%s\"",
+                            st == MSG_FULL ? "ambiguous_name" : "unknown_object", name);
+            return lua_error(L);
+        }
+        mtmsg_error_pushid(L, (unsigned long long)id);
+        return mtmsg_error_raise(L, ERR_UNKNOWN_OBJECT, "buffer id %s", lua_tostring(L, -1));
+    }
+    h->b = (MsgBuffer *)o;
+    return 1;
+}
+
+static int buffer_gc(lua_State *L) {
+    BufferHandle *h = luaL_checkudata(L, 1, MTMSG_BUFFER_MT);
+    if (h->b) {
+        MsgBuffer *b = h->b;
+        h->b = NULL;
+        mtmsg_buffer_release(b);
+    }
+    return 0;
+}
+
+static int buffer_tostring(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    lua_pushfstring(L, MTMSG_BUFFER_MT ": %p ", (void *)h->b);
+    mtmsg_error_pushobject(L, &h->b->obj);
+    /* "mtmsg.buffer(name=..,id=N)" -> "(name=..,id=N)" */
+    lua_pushstring(L, lua_tostring(L, -1) + sizeof(MTMSG_BUFFER_MT) - 1);
+    lua_remove(L, -2);
+    lua_concat(L, 2);
+    return 1;
+}
+
+static int buffer_id(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    mtmsg_pushinteger(L, (lua_Integer)h->b->obj.id);
+    return 1;
+}
+
+static int buffer_name(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    if (!h->b->obj.name) return 0;
+    lua_pushlstring(L, h->b->obj.name, h->b->obj.namelen);
+    return 1;
+}
+
+/* Turns the status of a put into the Lua result: true, false, or a raise. */
+static int put_result(lua_State *L, MsgBuffer *b, MsgStatus st, size_t len) {
+    switch (st) {
+    case MSG_OK: lua_pushboolean(L, 1); return 1;
+    case MSG_BUSY: case MSG_FULL: lua_pushboolean(L, 0); return 1;
+    default:
+        return mtmsg_error_status(L, st, &b->obj, NULL, &b->queue,
+                                  len + mtmsg_codec_varintlen(len));
+    }
+}
+
+/* Encodes the arguments from `first` into the scratch buffer; raises on bad input. */
+static MemBuf *encode_args(lua_State *L, int first) {
+    MemBuf *mb = MTMSG_SCRATCH(L);
+    int badarg = 0;
+    const char *badmsg = NULL;
+    MsgStatus st;
+    mtmsg_membuf_clear(mb);
+    st = mtmsg_codec_encode(L, first, lua_gettop(L), mb, &badarg, &badmsg);
+    if (st == MSG_BADARG) luaL_argerror(L, badarg, badmsg);
+    if (st != MSG_OK) {
+        mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
+        mtmsg_error_status(L, st, NULL, NULL, mb, 0);
+    }
+    return mb;
+}
+
+static int put_args(lua_State *L, int clear) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    MemBuf *mb = encode_args(L, 2);
+    size_t len = mb->len;
+    MsgStatus st = mtmsg_buffer_put(h->b, mtmsg_membuf_begin(mb), len, clear, h->nonblock);
+    mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
+    return put_result(L, h->b, st, len);
+}
+
+static int buffer_addmsg(lua_State *L) { return put_args(L, 0); }
+static int buffer_setmsg(lua_State *L) { return put_args(L, 1); }
+
+int mtmsg_buffer_putraw(lua_State *L, BufferHandle *h, const char *p, size_t len, int clear) {
+    return put_result(L, h->b, mtmsg_buffer_put(h->b, p, len, clear, h->nonblock), len);
+}
+
+static int buffer_msgcnt(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    size_t n;
+    mtmsg_mutex_lock(h->b->mutex);
+    n = h->b->msgcnt;
+    mtmsg_mutex_unlock(h->b->mutex);
+    mtmsg_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
+static int buffer_clear(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    MsgBuffer *b = h->b;
+    MsgStatus st = MSG_OK;
+    if (h->nonblock) { if (!mtmsg_mutex_trylock(b->mutex)) st = MSG_BUSY; }
+    else mtmsg_mutex_lock(b->mutex);
+    if (st == MSG_OK) {
+        if (b->closed) st = MSG_CLOSED;
+        else mtmsg_buffer_empty_locked(b, 0);
+        mtmsg_mutex_unlock(b->mutex);
+    }
+    if (st == MSG_CLOSED) return mtmsg_error_status(L, st, &b->obj, NULL, NULL, 0);
+    lua_pushboolean(L, st == MSG_OK);
+    return 1;
+}
+
+double mtmsg_buffer_recvargs(lua_State *L, int arg, int nonblock, CarrayReuse *reuse) {
+    double timeout = nonblock ? 0 : -1;
+    int t = lua_type(L, arg);
+    if (t == LUA_TNUMBER) {
+        timeout = (double)lua_tonumber(L, arg);
+        if (!(timeout > 0)) timeout = 0;             /* also NaN */
+        arg++;
+    } else if (t == LUA_TNIL || t == LUA_TNONE) {
+        arg++;
+    } else {
+        mtmsg_carray_checkarg(L, arg, "timeout seconds or carray expected");
+    }
+    mtmsg_carray_checkreuse(L, arg, lua_gettop(L));
+    reuse->first = reuse->next = arg;
+    reuse->last = lua_gettop(L);
+    return timeout;
+}
+
+int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, CarrayReuse *reuse) {
+    size_t pos = 0;
+    int n = mtmsg_codec_decode(L, mtmsg_membuf_begin(mb), mb->len, &pos, -1, reuse);
+    if (n < 0) mtmsg_sync_abort(-1, __FILE__, __LINE__);    /* our own bytes: a bug */
+    mtmsg_carray_finishreuse(L, reuse);
+    return n;
+}
+
+int mtmsg_buffer_takeresult(lua_State *L, MsgStatus st, MsgObject *o, MemBuf *mb,
+                            CarrayReuse *reuse) {
+    int n;
+    switch (st) {
+    case MSG_OK: break;
+    case MSG_EMPTY: case MSG_BUSY:
+        mtmsg_carray_finishreuse(L, reuse);
+        return 0;
+    default:
+        mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
+        return mtmsg_error_status(L, st, o, NULL, mb, 0);
+    }
+    n = mtmsg_buffer_pushmsg(L, mb, reuse);
+    mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
+    return n;
+}
+
+static int buffer_nextmsg(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    CarrayReuse reuse;
+    double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
+    MemBuf *mb = MTMSG_SCRATCH(L);
+    MsgStatus st = mtmsg_buffer_take(h->b, mb, h->nonblock, timeout);
+    return mtmsg_buffer_takeresult(L, st, &h->b->obj, mb, &reuse);
+}
+
+static int buffer_nonblock(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    int flag = mtmsg_checkflag(L, 2);
+    MsgStatus st = MSG_OK;
+    mtmsg_mutex_lock(h->b->mutex);
+    if (h->b->closed) st = MSG_CLOSED;
+    else if (h->b->aborted) st = MSG_ABORTED;
+    mtmsg_mutex_unlock(h->b->mutex);
+    if (st != MSG_OK) return mtmsg_error_status(L, st, &h->b->obj, NULL, NULL, 0);
+    h->nonblock = flag;
+    return 0;
+}
+
+static int buffer_isnonblock(lua_State *L) {
+    lua_pushboolean(L, mtmsg_buffer_check(L, 1)->nonblock);
+    return 1;
+}
+
+static int buffer_close(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    MsgBuffer *b = h->b;
+    mtmsg_mutex_lock(b->mutex);
+    if (!b->closed) {
+        b->closed = 1;
+        mtmsg_buffer_empty_locked(b, 1);
+        mtmsg_cond_broadcast(&b->cond);
+    }
+    mtmsg_mutex_unlock(b->mutex);
+    return 0;
+}
+
+static int buffer_abort(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    buffer_setabort(&h->b->obj, mtmsg_checkflag(L, 2));
+    return 0;
+}
+
+static int buffer_isabort(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    int f;
+    mtmsg_mutex_lock(h->b->mutex);
+    f = h->b->aborted;
+    mtmsg_mutex_unlock(h->b->mutex);
+    lua_pushboolean(L, f);
+    return 1;
+}
+
+static const luaL_Reg buffer_methods[] = {
+    {"id", buffer_id}, {"name", buffer_name}, {"addmsg", buffer_addmsg},
+    {"setmsg", buffer_setmsg}, {"msgcnt", buffer_msgcnt}, {"clear", buffer_clear},
+    {"nextmsg", buffer_nextmsg}, {"nonblock", buffer_nonblock},
+    {"isnonblock", buffer_isnonblock}, {"close", buffer_close}, {"abort", buffer_abort},
+    {"isabort", buffer_isabort}, {NULL, NULL}
+};
+
+static const luaL_Reg buffer_metamethods[] = {
+    {"__gc", buffer_gc}, {"__tostring", buffer_tostring}, {"__close", buffer_close},
+    {NULL, NULL}
+};
+
+static const luaL_Reg module_funcs[] = {
+    {"newbuffer", m_newbuffer}, {"buffer", m_buffer}, {NULL, NULL}
+};
+
+void mtmsg_buffer_open(lua_State *L) {
+    mtmsg_open_class(L, MTMSG_BUFFER_MT, buffer_methods, buffer_metamethods, module_funcs);
+}

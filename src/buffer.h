@@ -1,0 +1,89 @@
+/*
+ * Message buffers: a shared, reference-counted queue of encoded messages. A buffer
+ * of a listener uses the listener's mutex; a standalone buffer has its own. The
+ * fields marked "guarded by: mutex" are only touched with *mutex held.
+ */
+#ifndef MTMSG_BUFFER_H
+#define MTMSG_BUFFER_H
+
+#include "lua.h"
+#include "membuf.h"
+#include "registry.h"
+#include "sync.h"
+
+#define MTMSG_BUFFER_MT "mtmsg.buffer"
+
+struct MsgListener;
+
+typedef struct MsgBuffer {
+    MsgObject obj;                      /* id, name, user reference count */
+    MtMutex *mutex;                     /* immutable: &own_mutex or &listener->mutex */
+    MtMutex own_mutex;
+    MtCond cond;                        /* buffer:nextmsg waiters; uses *mutex */
+    struct MsgListener *listener;       /* immutable; NULL for standalone buffers */
+    MemBuf queue;                       /* guarded by: mutex; frames of messages */
+    size_t msgcnt;                      /* guarded by: mutex */
+    int closed, aborted;                /* guarded by: mutex */
+    int nwaiters;                       /* guarded by: mutex; threads in cond wait */
+    int orphan;                         /* guarded by: mutex; no user refs, messages left */
+    int in_ready;                       /* guarded by: mutex; in listener's ready list */
+    struct MsgBuffer *ready_next, *ready_prev;    /* guarded by: mutex */
+    struct MsgBuffer *member_next, *member_prev;  /* guarded by: mutex */
+} MsgBuffer;
+
+/* Creates and registers a buffer (attached to `l` if not NULL); refs = 1.
+ * NULL with *st = MSG_NOMEM, MSG_ABORTED or MSG_CLOSED (closed listener). */
+MsgBuffer *mtmsg_buffer_new(struct MsgListener *l, const char *name, size_t namelen,
+                            size_t size, double grow, MsgStatus *st);
+void mtmsg_buffer_retain(MsgBuffer *b);
+/* Drops one user reference; the last one unregisters the buffer and frees it, or
+ * leaves it to its listener while it still holds messages. Takes no lock on entry. */
+void mtmsg_buffer_release(MsgBuffer *b);
+/* Frees a buffer that nobody references any more. Call with no lock held. */
+void mtmsg_buffer_free(MsgBuffer *b);
+
+/* Queues one message (an encoded payload); clear: drop older messages first.
+ * MSG_OK, MSG_BUSY (nonblock), MSG_CLOSED, MSG_ABORTED, MSG_FULL, MSG_TOO_BIG, MSG_NOMEM. */
+MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock);
+/* Moves the next message's payload into `out` (emptied first). timeout < 0 waits
+ * forever, 0 polls. MSG_OK, MSG_EMPTY, MSG_BUSY, MSG_CLOSED, MSG_ABORTED, and
+ * MSG_NOMEM/MSG_TOO_BIG when `out` cannot hold it (the message stays queued). */
+MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double timeout);
+
+/* For listener.c, with *b->mutex held: */
+/* Pops the first message into `out`; the message stays on failure. */
+MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out);
+/* Drops all messages (clear: keep memory; close: free it). */
+void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem);
+
+/* Lua side */
+typedef struct BufferHandle {
+    MsgBuffer *b;       /* NULL until construction completes; retained */
+    int nonblock;       /* per-handle mode */
+} BufferHandle;
+
+BufferHandle *mtmsg_buffer_check(lua_State *L, int idx);
+BufferHandle *mtmsg_buffer_test(lua_State *L, int idx);
+/* Parses ([name,] [size [, grow]]) starting at `arg` and creates a buffer of `l`,
+ * leaving its new handle on the stack. Used by mtmsg.newbuffer and listener:newbuffer. */
+int mtmsg_buffer_create(lua_State *L, int arg, struct MsgListener *l);
+/* Registers the metatable and adds newbuffer/buffer to the module table at -2;
+ * the scratch MemBuf userdata (upvalue of all functions) is at -1. */
+void mtmsg_buffer_open(lua_State *L);
+
+/* Receive-side arguments shared by buffer, listener and reader: timeout/carray list. */
+struct CarrayReuse;
+double mtmsg_buffer_recvargs(lua_State *L, int arg, int nonblock, struct CarrayReuse *reuse);
+/* writer:addmsg/setmsg: queues an encoded payload through handle h; returns the
+ * Lua result (true/false) or raises. */
+int mtmsg_buffer_putraw(lua_State *L, BufferHandle *h, const char *p, size_t len, int clear);
+/* Turns the status of a take into results: raises for failures, 0 values for
+ * MSG_EMPTY/MSG_BUSY, else decodes the message in mb. */
+int mtmsg_buffer_takeresult(lua_State *L, MsgStatus st, MsgObject *o, MemBuf *mb,
+                            struct CarrayReuse *reuse);
+#define MTMSG_SCRATCH(L) ((MemBuf *)lua_touserdata(L, lua_upvalueindex(1)))
+#define MTMSG_SCRATCH_KEEP 65536      /* scratch memory kept between calls */
+/* Decodes the payload in `mb` onto the stack; returns the number of values. */
+int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, struct CarrayReuse *reuse);
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * Error strings of mtmsg: the mtmsg.error table and every raised message. Errors are
+ * raised with lua_error on a plain string (no "file:line:" prefix).
+ */
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "compat.h"
+#include "registry.h"
+
+static const char *const kind_names[ERR_COUNT] = {
+    "ambiguous_name", "message_size", "no_buffers", "has_notifier",
+    "object_closed", "operation_aborted", "out_of_memory", "unknown_object"
+};
+
+void mtmsg_error_pushtable(lua_State *L) {
+    int k;
+    lua_createtable(L, 0, ERR_COUNT);
+    for (k = 0; k < ERR_COUNT; k++) {
+        lua_pushfstring(L, "mtmsg.error.%s", kind_names[k]);
+        lua_setfield(L, -2, kind_names[k]);
+    }
+}
+
+static void push_kind(lua_State *L, MsgErrKind kind, const char *fmt, va_list ap) {
+    if (fmt) {
+        lua_pushfstring(L, "mtmsg.error.%s: ", kind_names[kind]);
+        lua_pushvfstring(L, fmt, ap);
+        lua_concat(L, 2);
+    } else {
+        lua_pushfstring(L, "mtmsg.error.%s", kind_names[kind]);
+    }
+}
+
+void mtmsg_error_push(lua_State *L, MsgErrKind kind, const char *detailfmt, ...) {
+    va_list ap;
+    va_start(ap, detailfmt);
+    push_kind(L, kind, detailfmt, ap);
+    va_end(ap);
+}
+
+int mtmsg_error_raise(lua_State *L, MsgErrKind kind, const char *detailfmt, ...) {
+    va_list ap;
+    va_start(ap, detailfmt);
+    push_kind(L, kind, detailfmt, ap);
+    va_end(ap);
+    return lua_error(L);
+}
+
+void mtmsg_error_pushid(lua_State *L, unsigned long long id) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", id);
+    lua_pushstring(L, buf);
+}
+
+void mtmsg_error_pushobject(lua_State *L, const MsgObject *o) {
+    luaL_Buffer b;
+    char idbuf[48];
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, o->kind == KIND_BUFFER ? "mtmsg.buffer(" : "mtmsg.listener(");
+    if (o->name) {
+        size_t i;
+        luaL_addstring(&b, "name=\"");
+        for (i = 0; i < o->namelen; i++) {
+            char c = o->name[i];
+            if (c == '"' || c == '\\') { luaL_addchar(&b, '\\'); luaL_addchar(&b, c); }
+            else if (c == '\0') luaL_addstring(&b, "\\0");
+            else luaL_addchar(&b, c);
+        }
+        luaL_addstring(&b, "\",");
+    }
+    snprintf(idbuf, sizeof idbuf, "id=%llu)", o->id);
+    luaL_addstring(&b, idbuf);
+    luaL_pushresult(&b);
+}
+
+int mtmsg_error_status(lua_State *L, MsgStatus st, const MsgObject *o,
+                       const char *what, const MemBuf *mb, size_t size) {
+    char num[64];
+    switch (st) {
+    case MSG_CLOSED:
+        lua_pushstring(L, "mtmsg.error.object_closed: ");
+        mtmsg_error_pushobject(L, o);
+        lua_concat(L, 2);
+        break;
+    case MSG_NOBUFFERS:
+        lua_pushstring(L, "mtmsg.error.no_buffers: ");
+        mtmsg_error_pushobject(L, o);
+        lua_concat(L, 2);
+        break;
+    case MSG_ABORTED:
+        mtmsg_error_push(L, ERR_OPERATION_ABORTED, NULL);
+        break;
+    case MSG_TOO_BIG: {
+        char lim[32];
+        snprintf(num, sizeof num, "%llu", (unsigned long long)size);
+        snprintf(lim, sizeof lim, "%llu", (unsigned long long)(mb ? mb->cap : 0));
+        lua_pushfstring(L, "mtmsg.error.message_size: message size %s exceeds limit of %s bytes for ",
+                        num, lim);
+        if (o) mtmsg_error_pushobject(L, o);
+        else lua_pushstring(L, what ? what : "mtmsg");
+        lua_concat(L, 2);
+        break;
+    }
+    case MSG_NOMEM:
+    default:
+        snprintf(num, sizeof num, "%llu", (unsigned long long)(mb ? mb->failsize : size));
+        mtmsg_error_push(L, ERR_OUT_OF_MEMORY, "failed to allocate %s bytes", num);
+        break;
+    }
+    return lua_error(L);
+}

@@ -1,0 +1,41 @@
+/*
+ * Error kinds of mtmsg and the only place that formats error text. Errors are plain
+ * strings "mtmsg.error.<kind>[: <details>]" raised without position information.
+ */
+#ifndef MTMSG_ERROR_H
+#define MTMSG_ERROR_H
+
+#include "lua.h"
+#include "membuf.h"
+
+typedef enum MsgErrKind {
+    ERR_AMBIGUOUS_NAME,
+    ERR_MESSAGE_SIZE,
+    ERR_NO_BUFFERS,
+    ERR_HAS_NOTIFIER,
+    ERR_OBJECT_CLOSED,
+    ERR_OPERATION_ABORTED,
+    ERR_OUT_OF_MEMORY,
+    ERR_UNKNOWN_OBJECT,
+    ERR_COUNT
+} MsgErrKind;
+
+struct MsgObject;
+
+/* Pushes the mtmsg.error table (kind name -> error string). */
+void mtmsg_error_pushtable(lua_State *L);
+/* Pushes the error string of `kind`, with details from the formatted text (may be NULL). */
+void mtmsg_error_push(lua_State *L, MsgErrKind kind, const char *detailfmt, ...);
+/* Raises `kind` with optional details (lua_pushfstring format). Never returns. */
+int mtmsg_error_raise(lua_State *L, MsgErrKind kind, const char *detailfmt, ...);
+/* Pushes the description of an object: mtmsg.buffer(name="x",id=N) or mtmsg.listener(id=N). */
+void mtmsg_error_pushobject(lua_State *L, const struct MsgObject *o);
+/* Raises the error for a failed operation on `o` (NULL for writer/reader scratch space):
+ * MSG_CLOSED, MSG_ABORTED, MSG_TOO_BIG (size `size`, limit of `mb`), MSG_NOMEM, MSG_NOBUFFERS.
+ * `what` names a non-object owner for size errors ("mtmsg.writer"). Never returns. */
+int mtmsg_error_status(lua_State *L, MsgStatus st, const struct MsgObject *o,
+                       const char *what, const MemBuf *mb, size_t size);
+/* Pushes an integer id as decimal text (ids may exceed lua_pushfstring's %d). */
+void mtmsg_error_pushid(lua_State *L, unsigned long long id);
+
+#endif

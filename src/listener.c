@@ -1,0 +1,366 @@
+/*
+ * Listeners (see listener.h). The listener mutex guards the listener, its ready list
+ * (buffers with messages, served round-robin), its member list and all member
+ * buffers. Orphans (buffers without handles but with messages) are freed here.
+ */
+#include "listener.h"
+
+#include <string.h>
+
+#include "carray.h"
+#include "compat.h"
+#include "error.h"
+#include "writer.h"
+
+/* ===== Lists (l->mutex held) ===== */
+
+void mtmsg_listener_ready_add_locked(MsgListener *l, MsgBuffer *b) {
+    b->ready_next = NULL;
+    b->ready_prev = l->ready_tail;
+    if (l->ready_tail) l->ready_tail->ready_next = b;
+    else l->ready_head = b;
+    l->ready_tail = b;
+    b->in_ready = 1;
+}
+
+void mtmsg_listener_ready_remove_locked(MsgListener *l, MsgBuffer *b) {
+    if (b->ready_prev) b->ready_prev->ready_next = b->ready_next;
+    else l->ready_head = b->ready_next;
+    if (b->ready_next) b->ready_next->ready_prev = b->ready_prev;
+    else l->ready_tail = b->ready_prev;
+    b->ready_next = b->ready_prev = NULL;
+    b->in_ready = 0;
+}
+
+void mtmsg_listener_attach_locked(MsgListener *l, MsgBuffer *b) {
+    b->member_prev = NULL;
+    b->member_next = l->members;
+    if (l->members) l->members->member_prev = b;
+    l->members = b;
+    l->nlive++;
+    l->nbuf++;
+}
+
+/* Unlinks b from both lists; b no longer counts for l. */
+void mtmsg_listener_detach_locked(MsgListener *l, MsgBuffer *b) {
+    if (b->in_ready) mtmsg_listener_ready_remove_locked(l, b);
+    if (b->member_prev) b->member_prev->member_next = b->member_next;
+    else l->members = b->member_next;
+    if (b->member_next) b->member_next->member_prev = b->member_prev;
+    b->member_next = b->member_prev = NULL;
+    l->nbuf--;
+}
+
+/* Detaches all orphans and returns them as a list (linked by member_next) to be
+ * freed with free_orphans after unlocking. */
+static MsgBuffer *detach_orphans_locked(MsgListener *l) {
+    MsgBuffer *b = l->members, *list = NULL;
+    while (b) {
+        MsgBuffer *next = b->member_next;
+        if (b->orphan) {
+            mtmsg_listener_detach_locked(l, b);
+            b->member_next = list;
+            list = b;
+        }
+        b = next;
+    }
+    return list;
+}
+
+static void free_orphans(MsgBuffer *list) {
+    while (list) {
+        MsgBuffer *next = list->member_next;
+        mtmsg_buffer_free(list);
+        list = next;
+    }
+}
+
+/* ===== Shared object ===== */
+
+static void listener_setabort(MsgObject *o, int flag) {
+    MsgListener *l = (MsgListener *)o;
+    MsgBuffer *b;
+    mtmsg_mutex_lock(&l->mutex);
+    l->aborted = flag;
+    for (b = l->members; b; b = b->member_next) {
+        b->aborted = flag;
+        if (flag) mtmsg_cond_broadcast(&b->cond);
+    }
+    if (flag) mtmsg_cond_broadcast(&l->cond);
+    mtmsg_mutex_unlock(&l->mutex);
+}
+
+static MsgListener *listener_new(const char *name, size_t namelen, MsgStatus *st) {
+    MsgListener *l = mtmsg_malloc(sizeof *l);
+    if (!l) { *st = MSG_NOMEM; return NULL; }
+    memset(l, 0, sizeof *l);
+    *st = mtmsg_registry_initobject(&l->obj, KIND_LISTENER, name, namelen, listener_setabort);
+    if (*st != MSG_OK) { mtmsg_free(l); return NULL; }
+    mtmsg_mutex_init(&l->mutex);
+    mtmsg_cond_init(&l->cond);
+    *st = mtmsg_registry_add(&l->obj, NULL, NULL);
+    if (*st != MSG_OK) { mtmsg_listener_free(l); return NULL; }
+    return l;
+}
+
+void mtmsg_listener_free(MsgListener *l) {
+    mtmsg_cond_destroy(&l->cond);
+    mtmsg_mutex_destroy(&l->mutex);
+    mtmsg_registry_freeobject(&l->obj);
+    mtmsg_free(l);
+}
+
+/* Drops a user reference. The last one makes the listener unfindable and frees its
+ * orphans (nobody can read them any more); the memory goes with the last buffer. */
+static void listener_release(MsgListener *l) {
+    MsgBuffer *orphans;
+    int freel;
+    if (!mtmsg_registry_release(&l->obj)) return;
+    mtmsg_mutex_lock(&l->mutex);
+    l->unreferenced = 1;
+    orphans = detach_orphans_locked(l);
+    freel = l->nbuf == 0;
+    mtmsg_mutex_unlock(&l->mutex);
+    free_orphans(orphans);
+    if (freel) mtmsg_listener_free(l);
+}
+
+MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double timeout) {
+    MsgStatus st;
+    MsgBuffer *drained = NULL;
+    double deadline = -1;
+    if (nonblock) { if (!mtmsg_mutex_trylock(&l->mutex)) return MSG_BUSY; }
+    else mtmsg_mutex_lock(&l->mutex);
+    for (;;) {
+        MsgBuffer *b = l->ready_head;
+        if (l->closed) { st = MSG_CLOSED; break; }
+        if (l->aborted) { st = MSG_ABORTED; break; }
+        if (b) {
+            st = mtmsg_buffer_pop_locked(b, out);
+            if (st == MSG_OK) {
+                if (b->in_ready && b->ready_next) {         /* round-robin: to the back */
+                    mtmsg_listener_ready_remove_locked(l, b);
+                    mtmsg_listener_ready_add_locked(l, b);
+                } else if (b->orphan && b->msgcnt == 0) {
+                    mtmsg_listener_detach_locked(l, b);
+                    drained = b;
+                }
+            }
+            break;
+        }
+        if (l->nlive == 0) { st = MSG_NOBUFFERS; break; }
+        if (timeout == 0) { st = MSG_EMPTY; break; }
+        l->nwaiters++;
+        if (timeout < 0) mtmsg_cond_wait(&l->cond, &l->mutex);
+        else {
+            double now = mtmsg_clock_mono();
+            if (deadline < 0) deadline = now + timeout;
+            if (now >= deadline) timeout = 0;
+            else mtmsg_cond_waituntil(&l->cond, &l->mutex, deadline);
+        }
+        l->nwaiters--;
+    }
+    mtmsg_mutex_unlock(&l->mutex);
+    if (drained) mtmsg_buffer_free(drained);
+    return st;
+}
+
+/* ===== Lua binding ===== */
+
+ListenerHandle *mtmsg_listener_test(lua_State *L, int idx) {
+    ListenerHandle *h = luaL_testudata(L, idx, MTMSG_LISTENER_MT);
+    return (h && h->l) ? h : NULL;
+}
+
+static ListenerHandle *checklistener(lua_State *L, int idx) {
+    ListenerHandle *h = luaL_checkudata(L, idx, MTMSG_LISTENER_MT);
+    if (!h->l) luaL_argerror(L, idx, "listener expected");
+    return h;
+}
+
+static ListenerHandle *newhandle(lua_State *L) {
+    ListenerHandle *h = lua_newuserdatauv(L, sizeof *h, 0);
+    h->l = NULL;
+    h->nonblock = 0;
+    luaL_getmetatable(L, MTMSG_LISTENER_MT);
+    lua_setmetatable(L, -2);
+    return h;
+}
+
+static int m_newlistener(lua_State *L) {
+    size_t len = 0;
+    const char *name = luaL_optlstring(L, 1, NULL, &len);
+    ListenerHandle *h = newhandle(L);
+    MsgStatus st;
+    h->l = listener_new(name, len, &st);
+    if (!h->l) return mtmsg_error_status(L, st, NULL, NULL, NULL, sizeof(MsgListener));
+    return 1;
+}
+
+static int m_listener(lua_State *L) {
+    ListenerHandle *h;
+    MsgObject *o;
+    MsgStatus st;
+    int isname = lua_type(L, 1) == LUA_TSTRING;
+    size_t len = 0;
+    const char *name = NULL;
+    lua_Integer id = 0;
+    if (isname) name = lua_tolstring(L, 1, &len);
+    else id = mtmsg_checkinteger(L, 1);
+    h = newhandle(L);
+    o = isname ? mtmsg_registry_find_name(KIND_LISTENER, name, len, &st)
+               : mtmsg_registry_find_id(KIND_LISTENER, (unsigned long long)id, &st);
+    if (!o) {
+        if (st == MSG_ABORTED) return mtmsg_error_raise(L, ERR_OPERATION_ABORTED, NULL);
+        if (isname) {
+            lua_pushfstring(L, "mtmsg.error.%s: listener name \"%s\"",
+                            st == MSG_FULL ? "ambiguous_name" : "unknown_object", name);
+            return lua_error(L);
+        }
+        mtmsg_error_pushid(L, (unsigned long long)id);
+        return mtmsg_error_raise(L, ERR_UNKNOWN_OBJECT, "listener id %s", lua_tostring(L, -1));
+    }
+    h->l = (MsgListener *)o;
+    return 1;
+}
+
+static int listener_gc(lua_State *L) {
+    ListenerHandle *h = luaL_checkudata(L, 1, MTMSG_LISTENER_MT);
+    if (h->l) {
+        MsgListener *l = h->l;
+        h->l = NULL;
+        listener_release(l);
+    }
+    return 0;
+}
+
+static int listener_tostring(lua_State *L) {
+    ListenerHandle *h = checklistener(L, 1);
+    lua_pushfstring(L, MTMSG_LISTENER_MT ": %p ", (void *)h->l);
+    mtmsg_error_pushobject(L, &h->l->obj);
+    lua_pushstring(L, lua_tostring(L, -1) + sizeof(MTMSG_LISTENER_MT) - 1);
+    lua_remove(L, -2);
+    lua_concat(L, 2);
+    return 1;
+}
+
+static int listener_id(lua_State *L) {
+    mtmsg_pushinteger(L, (lua_Integer)checklistener(L, 1)->l->obj.id);
+    return 1;
+}
+
+static int listener_name(lua_State *L) {
+    MsgListener *l = checklistener(L, 1)->l;
+    if (!l->obj.name) return 0;
+    lua_pushlstring(L, l->obj.name, l->obj.namelen);
+    return 1;
+}
+
+static int listener_newbuffer(lua_State *L) {
+    ListenerHandle *h = checklistener(L, 1);
+    return mtmsg_buffer_create(L, 2, h->l);
+}
+
+static int listener_nextmsg(lua_State *L) {
+    ListenerHandle *h = checklistener(L, 1);
+    CarrayReuse reuse;
+    double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
+    MemBuf *mb = MTMSG_SCRATCH(L);
+    MsgStatus st = mtmsg_listener_take(h->l, mb, h->nonblock, timeout);
+    return mtmsg_buffer_takeresult(L, st, &h->l->obj, mb, &reuse);
+}
+
+static int listener_nonblock(lua_State *L) {
+    ListenerHandle *h = checklistener(L, 1);
+    int flag = mtmsg_checkflag(L, 2);
+    MsgStatus st = MSG_OK;
+    mtmsg_mutex_lock(&h->l->mutex);
+    if (h->l->closed) st = MSG_CLOSED;
+    else if (h->l->aborted) st = MSG_ABORTED;
+    mtmsg_mutex_unlock(&h->l->mutex);
+    if (st != MSG_OK) return mtmsg_error_status(L, st, &h->l->obj, NULL, NULL, 0);
+    h->nonblock = flag;
+    return 0;
+}
+
+static int listener_isnonblock(lua_State *L) {
+    lua_pushboolean(L, checklistener(L, 1)->nonblock);
+    return 1;
+}
+
+static int listener_clear(lua_State *L) {
+    ListenerHandle *h = checklistener(L, 1);
+    MsgListener *l = h->l;
+    MsgBuffer *b, *orphans = NULL;
+    MsgStatus st = MSG_OK;
+    if (h->nonblock) { if (!mtmsg_mutex_trylock(&l->mutex)) st = MSG_BUSY; }
+    else mtmsg_mutex_lock(&l->mutex);
+    if (st == MSG_OK) {
+        if (l->closed) st = MSG_CLOSED;
+        else {
+            for (b = l->members; b; b = b->member_next) mtmsg_buffer_empty_locked(b, 0);
+            orphans = detach_orphans_locked(l);
+        }
+        mtmsg_mutex_unlock(&l->mutex);
+    }
+    free_orphans(orphans);
+    if (st == MSG_CLOSED) return mtmsg_error_status(L, st, &l->obj, NULL, NULL, 0);
+    lua_pushboolean(L, st == MSG_OK);
+    return 1;
+}
+
+static int listener_close(lua_State *L) {
+    MsgListener *l = checklistener(L, 1)->l;
+    MsgBuffer *b, *orphans = NULL;
+    mtmsg_mutex_lock(&l->mutex);
+    if (!l->closed) {
+        l->closed = 1;
+        for (b = l->members; b; b = b->member_next) {
+            b->closed = 1;
+            mtmsg_buffer_empty_locked(b, 1);
+            mtmsg_cond_broadcast(&b->cond);
+        }
+        orphans = detach_orphans_locked(l);
+        mtmsg_cond_broadcast(&l->cond);
+    }
+    mtmsg_mutex_unlock(&l->mutex);
+    free_orphans(orphans);
+    return 0;
+}
+
+static int listener_abort(lua_State *L) {
+    ListenerHandle *h = checklistener(L, 1);
+    listener_setabort(&h->l->obj, mtmsg_checkflag(L, 2));
+    return 0;
+}
+
+static int listener_isabort(lua_State *L) {
+    MsgListener *l = checklistener(L, 1)->l;
+    int f;
+    mtmsg_mutex_lock(&l->mutex);
+    f = l->aborted;
+    mtmsg_mutex_unlock(&l->mutex);
+    lua_pushboolean(L, f);
+    return 1;
+}
+
+static const luaL_Reg listener_methods[] = {
+    {"id", listener_id}, {"name", listener_name}, {"newbuffer", listener_newbuffer},
+    {"nextmsg", listener_nextmsg}, {"nonblock", listener_nonblock},
+    {"isnonblock", listener_isnonblock}, {"clear", listener_clear},
+    {"close", listener_close}, {"abort", listener_abort}, {"isabort", listener_isabort},
+    {NULL, NULL}
+};
+
+static const luaL_Reg listener_metamethods[] = {
+    {"__gc", listener_gc}, {"__tostring", listener_tostring}, {"__close", listener_close},
+    {NULL, NULL}
+};
+
+static const luaL_Reg module_funcs[] = {
+    {"newlistener", m_newlistener}, {"listener", m_listener}, {NULL, NULL}
+};
+
+void mtmsg_listener_open(lua_State *L) {
+    mtmsg_open_class(L, MTMSG_LISTENER_MT, listener_methods, listener_metamethods, module_funcs);
+}

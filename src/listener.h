@@ -1,0 +1,45 @@
+/*
+ * Listeners: one waiting point for several buffers. The listener's mutex guards the
+ * listener and all its buffers; messages are served round-robin from the buffers
+ * in the ready list. Buffers keep the listener alive (nbuf), handles do not own buffers.
+ */
+#ifndef MTMSG_LISTENER_H
+#define MTMSG_LISTENER_H
+
+#include "lua.h"
+#include "buffer.h"
+#include "registry.h"
+#include "sync.h"
+
+#define MTMSG_LISTENER_MT "mtmsg.listener"
+
+typedef struct MsgListener {
+    MsgObject obj;
+    MtMutex mutex;                  /* guards the fields below and all member buffers */
+    MtCond cond;                    /* listener:nextmsg waiters */
+    int closed, aborted;            /* guarded by: mutex */
+    int nwaiters;                   /* guarded by: mutex */
+    int unreferenced;               /* guarded by: mutex; user references gone */
+    size_t nlive;                   /* guarded by: mutex; member buffers with user refs */
+    size_t nbuf;                    /* guarded by: mutex; member buffers not yet freed */
+    MsgBuffer *ready_head, *ready_tail;   /* guarded by: mutex; buffers with messages */
+    MsgBuffer *members;             /* guarded by: mutex; all member buffers */
+} MsgListener;
+
+/* For buffer.c, with l->mutex held: */
+void mtmsg_listener_ready_add_locked(MsgListener *l, MsgBuffer *b);
+void mtmsg_listener_ready_remove_locked(MsgListener *l, MsgBuffer *b);
+void mtmsg_listener_attach_locked(MsgListener *l, MsgBuffer *b);
+void mtmsg_listener_detach_locked(MsgListener *l, MsgBuffer *b);
+/* Frees the listener's memory (after its last handle and last buffer are gone). */
+void mtmsg_listener_free(MsgListener *l);
+
+/* Adds the metatable and newlistener/listener to the module table at -2 (scratch at -1). */
+void mtmsg_listener_open(lua_State *L);
+typedef struct ListenerHandle { MsgListener *l; int nonblock; } ListenerHandle;
+ListenerHandle *mtmsg_listener_test(lua_State *L, int idx);
+/* Takes the next message of the listener into `out` (see mtmsg_buffer_take);
+ * also MSG_NOBUFFERS. */
+MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double timeout);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * luaopen_mtmsg: the module table, module-level functions (abort, isabort, time,
+ * sleep, type), the error table, _VERSION and _INFO. Each Lua state that loads the
+ * module gets one scratch MemBuf, shared as upvalue 1 by all module functions.
+ */
+#include <string.h>
+
+#include "buffer.h"
+#include "compat.h"
+#include "error.h"
+#include "listener.h"
+#include "registry.h"
+#include "sync.h"
+#include "writer.h"
+
+#if !defined(MTMSG_VERSION)
+#define MTMSG_VERSION "0.0.0-dev"
+#endif
+#define MTMSG_SCRATCH_MT "mtmsg.scratch"
+
+static int m_abort(lua_State *L) {
+    mtmsg_registry_abort(mtmsg_checkflag(L, 1));
+    return 0;
+}
+
+static int m_isabort(lua_State *L) {
+    lua_pushboolean(L, mtmsg_registry_isabort());
+    return 1;
+}
+
+static int m_time(lua_State *L) {
+    lua_pushnumber(L, (lua_Number)mtmsg_clock_wall());
+    return 1;
+}
+
+static int m_sleep(lua_State *L) {
+    double t = (double)luaL_checknumber(L, 1);
+    if (mtmsg_registry_sleep(t) == MSG_ABORTED)
+        return mtmsg_error_raise(L, ERR_OPERATION_ABORTED, NULL);
+    return 0;
+}
+
+/* type(arg), but for userdata the registered __name of its metatable. */
+static int m_type(lua_State *L) {
+    luaL_checkany(L, 1);
+    if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {   /* mt */
+        lua_pushliteral(L, "__name");
+        lua_rawget(L, -2);                                             /* mt, name */
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            lua_pushvalue(L, -1);
+            lua_rawget(L, LUA_REGISTRYINDEX);                          /* mt, name, reg[name] */
+            if (lua_rawequal(L, -1, -3)) {
+                lua_pop(L, 1);
+                return 1;
+            }
+        }
+        lua_settop(L, 1);
+    }
+    lua_pushstring(L, luaL_typename(L, 1));
+    return 1;
+}
+
+static int scratch_gc(lua_State *L) {
+    mtmsg_membuf_free((MemBuf *)lua_touserdata(L, 1));
+    return 0;
+}
+
+static const luaL_Reg module_funcs[] = {
+    {"abort", m_abort}, {"isabort", m_isabort}, {"time", m_time}, {"sleep", m_sleep},
+    {"type", m_type}, {NULL, NULL}
+};
+
+MTMSG_API int luaopen_mtmsg(lua_State *L);
+MTMSG_API int luaopen_mtmsg(lua_State *L) {
+    MemBuf *scratch;
+    lua_newtable(L);                                    /* module */
+    scratch = lua_newuserdatauv(L, sizeof *scratch, 0); /* module, scratch */
+    mtmsg_membuf_init(scratch, 256, 2);
+    if (luaL_newmetatable(L, MTMSG_SCRATCH_MT)) {
+        lua_pushcfunction(L, scratch_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    mtmsg_buffer_open(L);
+    mtmsg_listener_open(L);
+    mtmsg_writer_open(L);
+    mtmsg_reader_open(L);
+    lua_pop(L, 1);                                      /* module */
+    luaL_setfuncs(L, module_funcs, 0);
+    mtmsg_error_pushtable(L);
+    lua_setfield(L, -2, "error");
+    lua_pushliteral(L, MTMSG_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    lua_pushliteral(L, "mtmsg " MTMSG_VERSION ": threads " MTMSG_THREAD_BACKEND
+                       ", atomics " MTMSG_ATOMIC_BACKEND ", " LUA_VERSION);
+    lua_setfield(L, -2, "_INFO");
+    return 1;
+}

@@ -1,0 +1,54 @@
+/*
+ * Process-wide registry of buffers and listeners: ids, names, the global abort flag.
+ * Owns hash tables by id (shared id space) and by name (one per kind), all guarded
+ * by the registry lock, which comes first in the lock order (see sync.h).
+ */
+#ifndef MTMSG_REGISTRY_H
+#define MTMSG_REGISTRY_H
+
+#include <stddef.h>
+#include "membuf.h"
+#include "sync.h"
+
+typedef enum MsgKind { KIND_BUFFER = 0, KIND_LISTENER = 1 } MsgKind;
+
+/* Common head of buffers and listeners. */
+typedef struct MsgObject {
+    struct MsgObject *id_next;      /* guarded by: registry lock */
+    struct MsgObject *name_next;    /* guarded by: registry lock */
+    unsigned long long id;          /* immutable after registration */
+    char *name;                     /* immutable; NULL when unnamed */
+    size_t namelen;                 /* immutable */
+    size_t namehash;                /* immutable */
+    MsgKind kind;                   /* immutable */
+    MtAtomic refs;                  /* atomic: Lua handles + C retains */
+    /* Sets or clears the object's abort flag and wakes its waiters; takes the
+     * object's own lock (called with the registry lock held: order registry -> object). */
+    void (*setabort)(struct MsgObject *o, int flag);   /* immutable */
+} MsgObject;
+
+/* Fills the head (refs = 1, name copied); MSG_NOMEM if the name copy fails. */
+MsgStatus mtmsg_registry_initobject(MsgObject *o, MsgKind kind, const char *name, size_t namelen,
+                                    void (*setabort)(MsgObject *, int));
+void mtmsg_registry_freeobject(MsgObject *o);
+/* Gives `o` a new id and makes it findable. MSG_ABORTED while mtmsg.abort() is in force,
+ * MSG_NOMEM if a table could not grow. `also` (may be NULL) runs under the registry lock
+ * right before insertion and may veto with a status (used to attach to a listener). */
+MsgStatus mtmsg_registry_add(MsgObject *o, MsgStatus (*also)(void *), void *ud);
+/* Lookups return the object retained (refs + 1), or NULL with *st = MSG_EMPTY (not found),
+ * MSG_FULL (name ambiguous), MSG_ABORTED (global abort). */
+MsgObject *mtmsg_registry_find_id(MsgKind kind, unsigned long long id, MsgStatus *st);
+MsgObject *mtmsg_registry_find_name(MsgKind kind, const char *name, size_t len, MsgStatus *st);
+/* One more reference for a caller that already holds one. */
+void mtmsg_registry_retain(MsgObject *o);
+/* Drops a reference. Returns 1 if it was the last one: the object has been removed from
+ * the tables and the caller must finalize it; 0 otherwise. */
+int mtmsg_registry_release(MsgObject *o);
+
+int  mtmsg_registry_isabort(void);
+/* Sets or clears the global flag and the flag of every registered object. */
+void mtmsg_registry_abort(int flag);
+/* Sleeps `seconds` unless aborted: MSG_OK, or MSG_ABORTED (also when already aborted). */
+MsgStatus mtmsg_registry_sleep(double seconds);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * Threads layer: atomics, mutex, condition variable, clocks. The only file that
+ * knows the thread backend (POSIX threads now; C11 threads or Windows would go here).
+ *
+ * LOCK ORDER (never invert): registry lock -> listener mutex -> buffer mutex.
+ * A buffer that belongs to a listener uses its listener's mutex, so taking the
+ * "listener -> buffer" step is never needed for those. No lock is held while Lua
+ * code runs, while a Lua error may be raised, or while a foreign notifier is called.
+ */
+#ifndef MTMSG_SYNC_H
+#define MTMSG_SYNC_H
+
+#include <stddef.h>
+
+#if defined(_WIN32)
+#error "mtmsg: Windows threads are not implemented yet (sync.c is the place to add them)"
+#endif
+
+#if !defined(MTMSG_USE_PTHREAD)
+#define MTMSG_USE_PTHREAD 1
+#endif
+
+#if MTMSG_USE_PTHREAD
+#include <pthread.h>
+typedef pthread_mutex_t MtMutex;
+typedef pthread_cond_t MtCond;
+#define MTMSG_THREAD_BACKEND "pthread"
+#else
+#error "mtmsg: no thread backend selected"
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MTMSG_ATOMIC_BACKEND "gcc-atomic-builtins"
+#else
+#error "mtmsg: needs GCC/Clang __atomic builtins (C11 stdatomic backend not written yet)"
+#endif
+
+/* A failed sync primitive is a bug, not a Lua error: print and abort. */
+void mtmsg_sync_abort(int rc, const char *file, int line);
+
+void mtmsg_mutex_init(MtMutex *m);
+void mtmsg_mutex_destroy(MtMutex *m);
+void mtmsg_mutex_lock(MtMutex *m);
+int  mtmsg_mutex_trylock(MtMutex *m);      /* 1 when acquired, 0 when busy */
+void mtmsg_mutex_unlock(MtMutex *m);
+
+void mtmsg_cond_init(MtCond *c);           /* waits measure the monotonic clock */
+void mtmsg_cond_destroy(MtCond *c);
+void mtmsg_cond_wait(MtCond *c, MtMutex *m);
+/* Waits until signalled or until the monotonic clock reaches `deadline` (seconds,
+ * as from mtmsg_clock_mono). Returns 0 on timeout, 1 otherwise (maybe spurious). */
+int  mtmsg_cond_waituntil(MtCond *c, MtMutex *m, double deadline);
+void mtmsg_cond_signal(MtCond *c);
+void mtmsg_cond_broadcast(MtCond *c);
+
+double mtmsg_clock_mono(void);             /* monotonic seconds, for deadlines */
+double mtmsg_clock_wall(void);             /* wall-clock seconds since the epoch */
+
+/* Atomics, sequentially consistent unless the name says otherwise. */
+typedef size_t MtAtomic;
+static inline size_t mtmsg_atomic_load(const MtAtomic *a) {
+    return __atomic_load_n(a, __ATOMIC_ACQUIRE);
+}
+static inline void mtmsg_atomic_store(MtAtomic *a, size_t v) {
+    __atomic_store_n(a, v, __ATOMIC_RELEASE);
+}
+static inline size_t mtmsg_atomic_inc(MtAtomic *a) {       /* returns the new value */
+    return __atomic_add_fetch(a, 1, __ATOMIC_ACQ_REL);
+}
+static inline size_t mtmsg_atomic_dec(MtAtomic *a) {       /* returns the new value */
+    return __atomic_sub_fetch(a, 1, __ATOMIC_ACQ_REL);
+}
+/* Replaces *a by `desired` if it equals *expected; else loads *a into *expected. */
+static inline int mtmsg_atomic_cas(MtAtomic *a, size_t *expected, size_t desired) {
+    return __atomic_compare_exchange_n(a, expected, desired, 0,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+#endif

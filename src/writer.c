@@ -1,0 +1,118 @@
+/*
+ * Writer objects: build a message in a private byte buffer with writer:add() and
+ * queue it atomically with writer:addmsg/setmsg. Owned by one Lua state; no lock.
+ */
+#include "writer.h"
+
+#include "buffer.h"
+#include "codec.h"
+#include "compat.h"
+#include "error.h"
+
+typedef struct Writer {
+    MemBuf mb;              /* encoded elements of the message under construction */
+} Writer;
+
+static Writer *checkwriter(lua_State *L, int idx) {
+    return luaL_checkudata(L, idx, MTMSG_WRITER_MT);
+}
+
+void mtmsg_checksize(lua_State *L, int arg, size_t *size, double *grow) {
+    lua_Integer s = lua_isnoneornil(L, arg) ? 1024 : mtmsg_checkinteger(L, arg);
+    lua_Number g = luaL_optnumber(L, arg + 1, 2);
+    *size = s < 0 ? 0 : (size_t)s;
+    *grow = g < 0 ? 0 : (double)g;
+}
+
+static int m_newwriter(lua_State *L) {
+    size_t size;
+    double grow;
+    Writer *w;
+    mtmsg_checksize(L, 1, &size, &grow);
+    w = lua_newuserdatauv(L, sizeof *w, 0);
+    mtmsg_membuf_init(&w->mb, size, grow);
+    luaL_getmetatable(L, MTMSG_WRITER_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+static int writer_gc(lua_State *L) {
+    mtmsg_membuf_free(&checkwriter(L, 1)->mb);
+    return 0;
+}
+
+static int writer_add(lua_State *L) {
+    Writer *w = checkwriter(L, 1);
+    int badarg = 0;
+    const char *badmsg = NULL;
+    MsgStatus st = mtmsg_codec_encode(L, 2, lua_gettop(L), &w->mb, &badarg, &badmsg);
+    if (st == MSG_BADARG) return luaL_argerror(L, badarg, badmsg);
+    if (st == MSG_FULL || st == MSG_TOO_BIG) {
+        /* measure what did not fit, for the error text */
+        MemBuf *tmp = MTMSG_SCRATCH(L);
+        mtmsg_membuf_clear(tmp);
+        st = mtmsg_codec_encode(L, 2, lua_gettop(L), tmp, &badarg, &badmsg);
+        if (st == MSG_OK) st = MSG_TOO_BIG;
+        return mtmsg_error_status(L, st, NULL, MTMSG_WRITER_MT, &w->mb, w->mb.len + tmp->len);
+    }
+    if (st != MSG_OK) return mtmsg_error_status(L, st, NULL, NULL, &w->mb, 0);
+    return 0;
+}
+
+static int writer_put(lua_State *L, int clear) {
+    Writer *w = checkwriter(L, 1);
+    BufferHandle *h = mtmsg_buffer_check(L, 2);
+    int n = mtmsg_buffer_putraw(L, h, mtmsg_membuf_begin(&w->mb), w->mb.len, clear);
+    if (lua_toboolean(L, -1)) mtmsg_membuf_clear(&w->mb);
+    return n;
+}
+
+static int writer_addmsg(lua_State *L) { return writer_put(L, 0); }
+static int writer_setmsg(lua_State *L) { return writer_put(L, 1); }
+
+static int writer_clear(lua_State *L) {
+    mtmsg_membuf_clear(&checkwriter(L, 1)->mb);
+    return 0;
+}
+
+static int writer_tostring(lua_State *L) {
+    lua_pushfstring(L, MTMSG_WRITER_MT ": %p", (void *)checkwriter(L, 1));
+    return 1;
+}
+
+static const luaL_Reg writer_methods[] = {
+    {"add", writer_add}, {"addmsg", writer_addmsg}, {"setmsg", writer_setmsg},
+    {"clear", writer_clear}, {NULL, NULL}
+};
+
+static const luaL_Reg writer_metamethods[] = {
+    {"__gc", writer_gc}, {"__tostring", writer_tostring}, {NULL, NULL}
+};
+
+static const luaL_Reg module_funcs[] = {
+    {"newwriter", m_newwriter}, {NULL, NULL}
+};
+
+void mtmsg_open_class(lua_State *L, const char *tname, const luaL_Reg *methods,
+                      const luaL_Reg *metamethods, const luaL_Reg *funcs) {
+    luaL_newmetatable(L, tname);                    /* module, scratch, mt */
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, metamethods, 1);
+    lua_newtable(L);                                /* module, scratch, mt, methods */
+    lua_pushvalue(L, -3);
+    luaL_setfuncs(L, methods, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushstring(L, tname);
+    lua_setfield(L, -2, "__metatable");
+    lua_pushstring(L, tname);
+    lua_setfield(L, -2, "__name");
+    lua_pop(L, 1);                                  /* module, scratch */
+    lua_pushvalue(L, -1);
+    lua_insert(L, -3);                              /* scratch, module, scratch */
+    luaL_setfuncs(L, funcs, 1);                     /* scratch, module */
+    lua_insert(L, -2);                              /* module, scratch */
+}
+
+void mtmsg_writer_open(lua_State *L) {
+    mtmsg_open_class(L, MTMSG_WRITER_MT, writer_methods, writer_metamethods, module_funcs);
+}
