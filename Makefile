@@ -20,8 +20,9 @@ LUA_BIN ?= lua$(LUA)
 endif
 LUA_VERSIONS = 5.1 5.2 5.3 5.4 luajit
 
-# The version lives here only; the rockspec takes it from the same define.
-MTMSG_VERSION = 0.5.0
+# The version lives in the rockspec only (its MTMSG_VERSION define).
+ROCKSPEC = rockspecs/mtmsg-scm-0.rockspec
+MTMSG_VERSION := $(shell sed -n "s/.*'MTMSG_VERSION=\"\([^\"]*\)\"'.*/\1/p" $(ROCKSPEC))
 
 # Compiler and flags; override CC/CFLAGS/LDFLAGS freely (make CC=clang CFLAGS=-O0)
 CC ?= cc

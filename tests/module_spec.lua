@@ -53,7 +53,7 @@ describe("mtmsg module", function()
 
     it("error strings work with string.match as documented", function()
         local lst = mtmsg.newlistener()
-        local _, err = pcall(function() lst:nextmsg() end)
+        local _, err = pcall(function() lst:nextmsg(0) end)
         assert(err:match(mtmsg.error.no_buffers))
     end)
 
