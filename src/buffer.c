@@ -116,7 +116,7 @@ MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int cl
             char *p = mtmsg_membuf_end(&b->queue);
             if (clear) b->msgcnt = 0;
             p += mtmsg_codec_putvarint(p, len);
-            memcpy(p, payload, len);
+            if (len) memcpy(p, payload, len);     /* payload may be NULL when empty */
             b->queue.len += vl + len;
             b->msgcnt++;
             if (b->listener && !b->in_ready) mtmsg_listener_ready_add_locked(b->listener, b);
@@ -135,7 +135,10 @@ MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out) {
     if (!mtmsg_codec_getvarint(q, b->queue.len, &pos, &len) || len > b->queue.len - pos)
         mtmsg_sync_abort(-1, __FILE__, __LINE__);           /* corrupt queue: a bug */
     st = mtmsg_membuf_reset(out, (size_t)len);
-    if (st != MSG_OK) { out->failsize = out->failsize ? out->failsize : (size_t)len; return st; }
+    if (st != MSG_OK) {
+        if (st == MSG_TOO_BIG) out->failsize = (size_t)len;    /* size for the error text */
+        return st;
+    }
     memcpy(out->data, q + pos, (size_t)len);
     out->len = (size_t)len;
     mtmsg_membuf_consume(&b->queue, pos + (size_t)len);

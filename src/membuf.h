@@ -42,8 +42,11 @@ MsgStatus mtmsg_membuf_reset(MemBuf *mb, size_t n);
 /* Frees the storage if it has grown beyond `keep` bytes (scratch buffers). */
 void mtmsg_membuf_shrink(MemBuf *mb, size_t keep);
 
-static inline char *mtmsg_membuf_end(MemBuf *mb) { return mb->data + mb->start + mb->len; }
-static inline char *mtmsg_membuf_begin(MemBuf *mb) { return mb->data + mb->start; }
+/* data is NULL until the first reserve: no arithmetic on it then (NULL + 0 is undefined). */
+static inline char *mtmsg_membuf_end(MemBuf *mb) {
+    return mb->data ? mb->data + mb->start + mb->len : mb->data;
+}
+static inline char *mtmsg_membuf_begin(MemBuf *mb) { return mb->data ? mb->data + mb->start : mb->data; }
 static inline void mtmsg_membuf_clear(MemBuf *mb) { mb->start = 0; mb->len = 0; }
 /* Drops n bytes from the front. */
 static inline void mtmsg_membuf_consume(MemBuf *mb, size_t n) {

@@ -282,6 +282,14 @@ describe("buffer", function()
             assert(b:msgcnt() == 0)
         end)
 
+        it("leaves tostring working", function()
+            local b = mtmsg.newbuffer("closed-ts")
+            b:close()
+            local s = tostring(b)
+            assert(s:match('^mtmsg%.buffer: 0x%x+ %(name="closed%-ts",id=' .. b:id() .. "%)$"),
+                   s)
+        end)
+
         it("also rejects writer and reader operations", function()
             local b = mtmsg.newbuffer()
             b:close()
@@ -365,6 +373,20 @@ describe("buffer", function()
             assert(b:msgcnt() == n)
         end)
     end)
+
+    -- Asking malloc for 1 PiB (more than any address space) must fail cleanly. Not under
+    -- AddressSanitizer, which aborts on such a request unless allocator_may_return_null=1.
+    local maps = io.open("/proc/self/maps")
+    local asan = maps and maps:read("*a"):find("asan") ~= nil
+    if maps then maps:close() end
+    if not asan or (os.getenv("ASAN_OPTIONS") or ""):find("allocator_may_return_null=1") then
+        it("a buffer that cannot get its memory raises out_of_memory", function()
+            local b = mtmsg.newbuffer(2 ^ 50, 0)
+            local err = checkerr("out_of_memory", function() b:addmsg("x") end)
+            assert(err:match("^mtmsg%.error%.out_of_memory: failed to allocate %d+ bytes$"), err)
+            assert(b:msgcnt() == 0)
+        end)
+    end
 
     describe("growing", function()
         local big = string.rep("y", 100000)

@@ -29,7 +29,7 @@ describe("bad arguments", function()
     for tname, names in pairs(METHODS) do
         it("methods of " .. tname .. " reject a wrong self", function()
             local obj = objs[tname]
-            local wrong = { 1, "x", {}, true, print, io.stdout, coroutine.create(print) }
+            local wrong = { 1, "x", {}, true, print, io.stdout, coroutine.create(function() end) }
             for other, o in pairs(objs) do
                 if other ~= tname then wrong[#wrong + 1] = o end
             end
