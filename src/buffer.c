@@ -226,30 +226,36 @@ static int m_newbuffer(lua_State *L) {
     return mtmsg_buffer_create(L, 1, NULL);
 }
 
-static int m_buffer(lua_State *L) {
-    BufferHandle *h;
+MsgObject *mtmsg_lookup(lua_State *L, int arg, MsgKind kind) {
+    const char *what = kind == KIND_BUFFER ? "buffer" : "listener";
     MsgObject *o;
     MsgStatus st;
-    int isname = lua_type(L, 1) == LUA_TSTRING;
-    size_t len = 0;
-    const char *name = NULL;
-    lua_Integer id = 0;
-    if (isname) name = lua_tolstring(L, 1, &len);
-    else id = mtmsg_checkinteger(L, 1);
-    h = newhandle(L);
-    o = isname ? mtmsg_registry_find_name(KIND_BUFFER, name, len, &st)
-               : mtmsg_registry_find_id(KIND_BUFFER, (unsigned long long)id, &st);
-    if (!o) {
-        if (st == MSG_ABORTED) return mtmsg_error_raise(L, ERR_OPERATION_ABORTED, NULL);
-        if (isname) {
-            lua_pushfstring(L, "mtmsg.error.%s: buffer name \"%s\"",
-                            st == MSG_FULL ? "ambiguous_name" : "unknown_object", name);
-            return lua_error(L);
+    if (lua_type(L, arg) == LUA_TSTRING) {
+        size_t len;
+        const char *name = lua_tolstring(L, arg, &len);
+        o = mtmsg_registry_find_name(kind, name, len, &st);
+        if (!o && st != MSG_ABORTED) {
+            lua_pushfstring(L, "mtmsg.error.%s: %s name \"%s\"",
+                            st == MSG_FULL ? "ambiguous_name" : "unknown_object", what, name);
+            lua_error(L);
         }
-        mtmsg_error_pushid(L, (unsigned long long)id);
-        return mtmsg_error_raise(L, ERR_UNKNOWN_OBJECT, "buffer id %s", lua_tostring(L, -1));
+    } else {
+        unsigned long long id = (unsigned long long)mtmsg_checkinteger(L, arg);
+        o = mtmsg_registry_find_id(kind, id, &st);
+        if (!o && st != MSG_ABORTED) {
+            mtmsg_error_pushid(L, id);
+            mtmsg_error_raise(L, ERR_UNKNOWN_OBJECT, "%s id %s", what, lua_tostring(L, -1));
+        }
     }
-    h->b = (MsgBuffer *)o;
+    if (!o) mtmsg_error_raise(L, ERR_OPERATION_ABORTED, NULL);
+    return o;
+}
+
+static int m_buffer(lua_State *L) {
+    BufferHandle *h;
+    if (lua_type(L, 1) != LUA_TSTRING) mtmsg_checkinteger(L, 1);
+    h = newhandle(L);
+    h->b = (MsgBuffer *)mtmsg_lookup(L, 1, KIND_BUFFER);
     return 1;
 }
 
@@ -263,15 +269,18 @@ static int buffer_gc(lua_State *L) {
     return 0;
 }
 
-static int buffer_tostring(lua_State *L) {
-    BufferHandle *h = mtmsg_buffer_check(L, 1);
-    lua_pushfstring(L, MTMSG_BUFFER_MT ": %p ", (void *)h->b);
-    mtmsg_error_pushobject(L, &h->b->obj);
-    /* "mtmsg.buffer(name=..,id=N)" -> "(name=..,id=N)" */
-    lua_pushstring(L, lua_tostring(L, -1) + sizeof(MTMSG_BUFFER_MT) - 1);
+int mtmsg_pushtostring(lua_State *L, const char *tname, const MsgObject *o) {
+    size_t skip = strlen(tname);
+    lua_pushfstring(L, "%s: %p ", tname, (const void *)o);
+    mtmsg_error_pushobject(L, o);                   /* "mtmsg.buffer(name=..,id=N)" */
+    lua_pushstring(L, lua_tostring(L, -1) + skip);  /* "(name=..,id=N)" */
     lua_remove(L, -2);
     lua_concat(L, 2);
     return 1;
+}
+
+static int buffer_tostring(lua_State *L) {
+    return mtmsg_pushtostring(L, MTMSG_BUFFER_MT, &mtmsg_buffer_check(L, 1)->b->obj);
 }
 
 static int buffer_id(lua_State *L) {

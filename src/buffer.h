@@ -71,6 +71,12 @@ int mtmsg_buffer_create(lua_State *L, int arg, struct MsgListener *l);
  * the scratch MemBuf userdata (upvalue of all functions) is at -1. */
 void mtmsg_buffer_open(lua_State *L);
 
+/* Finds the buffer or listener named by the id or name at `arg`, retained; raises
+ * unknown_object, ambiguous_name or operation_aborted. Call with the handle pushed. */
+MsgObject *mtmsg_lookup(lua_State *L, int arg, MsgKind kind);
+/* __tostring of buffers and listeners: "<tname>: 0x... (name=\"x\",id=N)". */
+int mtmsg_pushtostring(lua_State *L, const char *tname, const MsgObject *o);
+
 /* Receive-side arguments shared by buffer, listener and reader: timeout/carray list. */
 struct CarrayReuse;
 double mtmsg_buffer_recvargs(lua_State *L, int arg, int nonblock, struct CarrayReuse *reuse);

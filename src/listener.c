@@ -199,28 +199,9 @@ static int m_newlistener(lua_State *L) {
 
 static int m_listener(lua_State *L) {
     ListenerHandle *h;
-    MsgObject *o;
-    MsgStatus st;
-    int isname = lua_type(L, 1) == LUA_TSTRING;
-    size_t len = 0;
-    const char *name = NULL;
-    lua_Integer id = 0;
-    if (isname) name = lua_tolstring(L, 1, &len);
-    else id = mtmsg_checkinteger(L, 1);
+    if (lua_type(L, 1) != LUA_TSTRING) mtmsg_checkinteger(L, 1);
     h = newhandle(L);
-    o = isname ? mtmsg_registry_find_name(KIND_LISTENER, name, len, &st)
-               : mtmsg_registry_find_id(KIND_LISTENER, (unsigned long long)id, &st);
-    if (!o) {
-        if (st == MSG_ABORTED) return mtmsg_error_raise(L, ERR_OPERATION_ABORTED, NULL);
-        if (isname) {
-            lua_pushfstring(L, "mtmsg.error.%s: listener name \"%s\"",
-                            st == MSG_FULL ? "ambiguous_name" : "unknown_object", name);
-            return lua_error(L);
-        }
-        mtmsg_error_pushid(L, (unsigned long long)id);
-        return mtmsg_error_raise(L, ERR_UNKNOWN_OBJECT, "listener id %s", lua_tostring(L, -1));
-    }
-    h->l = (MsgListener *)o;
+    h->l = (MsgListener *)mtmsg_lookup(L, 1, KIND_LISTENER);
     return 1;
 }
 
@@ -235,13 +216,7 @@ static int listener_gc(lua_State *L) {
 }
 
 static int listener_tostring(lua_State *L) {
-    ListenerHandle *h = checklistener(L, 1);
-    lua_pushfstring(L, MTMSG_LISTENER_MT ": %p ", (void *)h->l);
-    mtmsg_error_pushobject(L, &h->l->obj);
-    lua_pushstring(L, lua_tostring(L, -1) + sizeof(MTMSG_LISTENER_MT) - 1);
-    lua_remove(L, -2);
-    lua_concat(L, 2);
-    return 1;
+    return mtmsg_pushtostring(L, MTMSG_LISTENER_MT, &checklistener(L, 1)->l->obj);
 }
 
 static int listener_id(lua_State *L) {
