@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "capi.h"
 #include "carray.h"
 #include "codec.h"
 #include "compat.h"
@@ -32,6 +33,7 @@ static MsgStatus buffer_attach(void *ud) {
     MsgStatus st = MSG_OK;
     mtmsg_mutex_lock(&l->mutex);
     if (l->closed) st = MSG_CLOSED;
+    else if (l->aborted) st = MSG_ABORTED;
     else mtmsg_listener_attach_locked(l, b);
     mtmsg_mutex_unlock(&l->mutex);
     return st;
@@ -59,11 +61,14 @@ MsgBuffer *mtmsg_buffer_new(MsgListener *l, const char *name, size_t namelen,
 }
 
 void mtmsg_buffer_free(MsgBuffer *b) {
+    MsgNotifier ntf[2];
+    memcpy(ntf, b->ntf, sizeof ntf);    /* released last: they may be buffers (re-entry) */
     mtmsg_membuf_free(&b->queue);
     mtmsg_cond_destroy(&b->cond);
     if (b->mutex == &b->own_mutex) mtmsg_mutex_destroy(&b->own_mutex);
     mtmsg_registry_freeobject(&b->obj);
     mtmsg_free(b);
+    mtmsg_capi_dropnotifiers(ntf, 2);
 }
 
 void mtmsg_buffer_retain(MsgBuffer *b) {
@@ -101,9 +106,11 @@ static void wake_locked(MsgBuffer *b) {
     if (b->listener && b->listener->nwaiters) mtmsg_cond_signal(&b->listener->cond);
 }
 
-MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock) {
+MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock,
+                           MsgFire *fire) {
     MsgStatus st;
     size_t vl = mtmsg_codec_varintlen(len);
+    fire->api = NULL;
     if (len > (size_t)-1 - vl) return MSG_NOMEM;
     if (nonblock) { if (!mtmsg_mutex_trylock(b->mutex)) return MSG_BUSY; }
     else mtmsg_mutex_lock(b->mutex);
@@ -121,19 +128,24 @@ MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int cl
             b->msgcnt++;
             if (b->listener && !b->in_ready) mtmsg_listener_ready_add_locked(b->listener, b);
             wake_locked(b);
+            if (b->ntf[MTMSG_NTF_ADD].api) mtmsg_capi_arm_locked(b, MTMSG_NTF_ADD, fire);
         }
     }
     mtmsg_mutex_unlock(b->mutex);
     return st;
 }
 
-MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out) {
+MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *check,
+                                  MsgFire *fire) {
     size_t pos = 0;
     unsigned long long len;
     MsgStatus st;
     const char *q = mtmsg_membuf_begin(&b->queue);
     if (!mtmsg_codec_getvarint(q, b->queue.len, &pos, &len) || len > b->queue.len - pos)
         mtmsg_sync_abort(-1, __FILE__, __LINE__);           /* corrupt queue: a bug */
+    fire->api = NULL;
+    if (check && mtmsg_carray_neednew(check, q + pos, (size_t)len, 0, -1))
+        return MSG_NEEDCARRAY;
     st = mtmsg_membuf_reset(out, (size_t)len);
     if (st != MSG_OK) {
         if (st == MSG_TOO_BIG) out->failsize = (size_t)len;    /* size for the error text */
@@ -145,6 +157,7 @@ MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out) {
     b->msgcnt--;
     if (b->msgcnt == 0 && b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
     wake_locked(b);                  /* pass the baton if more is waiting */
+    if (b->ntf[MTMSG_NTF_REMOVE].api) mtmsg_capi_arm_locked(b, MTMSG_NTF_REMOVE, fire);
     return MSG_OK;
 }
 
@@ -155,15 +168,17 @@ void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem) {
     if (b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
 }
 
-MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double timeout) {
+MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double timeout,
+                            const CarrayReuse *check, MsgFire *fire) {
     MsgStatus st;
     double deadline = -1;
+    fire->api = NULL;
     if (nonblock) { if (!mtmsg_mutex_trylock(b->mutex)) return MSG_BUSY; }
     else mtmsg_mutex_lock(b->mutex);
     for (;;) {
         if (b->closed) { st = MSG_CLOSED; break; }
         if (b->aborted) { st = MSG_ABORTED; break; }
-        if (b->msgcnt > 0) { st = mtmsg_buffer_pop_locked(b, out); break; }
+        if (b->msgcnt > 0) { st = mtmsg_buffer_pop_locked(b, out, check, fire); break; }
         if (timeout == 0) { st = MSG_EMPTY; break; }
         b->nwaiters++;
         if (timeout < 0) mtmsg_cond_wait(&b->cond, b->mutex);
@@ -234,11 +249,9 @@ MsgObject *mtmsg_lookup(lua_State *L, int arg, MsgKind kind) {
         size_t len;
         const char *name = lua_tolstring(L, arg, &len);
         o = mtmsg_registry_find_name(kind, name, len, &st);
-        if (!o && st != MSG_ABORTED) {
-            lua_pushfstring(L, "mtmsg.error.%s: %s name \"%s\"",
-                            st == MSG_FULL ? "ambiguous_name" : "unknown_object", what, name);
-            lua_error(L);
-        }
+        if (!o && st != MSG_ABORTED)
+            mtmsg_error_lookup(L, st == MSG_FULL ? ERR_AMBIGUOUS_NAME : ERR_UNKNOWN_OBJECT,
+                               what, name, len);
     } else {
         unsigned long long id = (unsigned long long)mtmsg_checkinteger(L, arg);
         o = mtmsg_registry_find_id(kind, id, &st);
@@ -327,8 +340,11 @@ static int put_args(lua_State *L, int clear) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     MemBuf *mb = encode_args(L, 2);
     size_t len = mb->len;
-    MsgStatus st = mtmsg_buffer_put(h->b, mtmsg_membuf_begin(mb), len, clear, h->nonblock);
+    MsgFire fire;
+    MsgStatus st = mtmsg_buffer_put(h->b, mtmsg_membuf_begin(mb), len, clear, h->nonblock,
+                                    &fire);
     mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
+    if (fire.api) mtmsg_capi_firelua(L, &fire);
     return put_result(L, h->b, st, len);
 }
 
@@ -336,7 +352,10 @@ static int buffer_addmsg(lua_State *L) { return put_args(L, 0); }
 static int buffer_setmsg(lua_State *L) { return put_args(L, 1); }
 
 int mtmsg_buffer_putraw(lua_State *L, BufferHandle *h, const char *p, size_t len, int clear) {
-    return put_result(L, h->b, mtmsg_buffer_put(h->b, p, len, clear, h->nonblock), len);
+    MsgFire fire;
+    MsgStatus st = mtmsg_buffer_put(h->b, p, len, clear, h->nonblock, &fire);
+    if (fire.api) mtmsg_capi_firelua(L, &fire);
+    return put_result(L, h->b, st, len);
 }
 
 static int buffer_msgcnt(lua_State *L) {
@@ -377,9 +396,7 @@ double mtmsg_buffer_recvargs(lua_State *L, int arg, int nonblock, CarrayReuse *r
     } else {
         mtmsg_carray_checkarg(L, arg, "timeout seconds or carray expected");
     }
-    mtmsg_carray_checkreuse(L, arg, lua_gettop(L));
-    reuse->first = reuse->next = arg;
-    reuse->last = lua_gettop(L);
+    mtmsg_carray_checkreuse(L, arg, lua_gettop(L), reuse);
     return timeout;
 }
 
@@ -391,20 +408,54 @@ int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, CarrayReuse *reuse) {
     return n;
 }
 
+/* Receive buffer of buffer:nextmsg and listener:nextmsg. Not the shared scratch: the
+ * message waits in it while Lua allocates (notifier errors, carray creation, the
+ * decoded values), and any Lua allocation may run __gc finalizers that call mtmsg
+ * functions of this Lua state, which encode into the scratch, grow or free it. So each
+ * of the two methods keeps its own MemBuf userdata in its upvalue 2, set to nil while
+ * in use (a nested call makes a new one). Pushes it; on a Lua error it is garbage and
+ * its __gc (the scratch metatable's) frees what it holds. */
+MemBuf *mtmsg_buffer_recvbuf(lua_State *L) {
+    MemBuf *mb;
+    if (lua_type(L, lua_upvalueindex(2)) == LUA_TUSERDATA) {
+        lua_pushvalue(L, lua_upvalueindex(2));              /* recvbuf */
+        lua_pushnil(L);
+        lua_replace(L, lua_upvalueindex(2));                /* in use */
+        return (MemBuf *)lua_touserdata(L, -1);
+    }
+    mb = (MemBuf *)lua_newuserdatauv(L, sizeof *mb, 0);
+    mtmsg_membuf_init(mb, 256, 2);
+    lua_getmetatable(L, lua_upvalueindex(1));               /* the scratch's */
+    lua_setmetatable(L, -2);
+    return mb;
+}
+
+/* Gives the receive buffer at stack index idx back to upvalue 2 (if free) and removes
+ * it from the stack. */
+static void release_recvbuf(lua_State *L, int idx, MemBuf *mb) {
+    mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
+    if (lua_type(L, lua_upvalueindex(2)) == LUA_TNIL) {     /* (NONE: no such upvalue) */
+        lua_pushvalue(L, idx);
+        lua_replace(L, lua_upvalueindex(2));
+    }
+    lua_remove(L, idx);
+}
+
 int mtmsg_buffer_takeresult(lua_State *L, MsgStatus st, MsgObject *o, MemBuf *mb,
                             CarrayReuse *reuse) {
-    int n;
+    int n, idx = lua_gettop(L);                         /* recvbuf */
     switch (st) {
     case MSG_OK: break;
     case MSG_EMPTY: case MSG_BUSY:
+        release_recvbuf(L, idx, mb);
         mtmsg_carray_finishreuse(L, reuse);
         return 0;
     default:
-        mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
+        release_recvbuf(L, idx, mb);                    /* mb stays valid (upvalue or stack) */
         return mtmsg_error_status(L, st, o, NULL, mb, 0);
     }
-    n = mtmsg_buffer_pushmsg(L, mb, reuse);
-    mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
+    n = mtmsg_buffer_pushmsg(L, mb, reuse);             /* recvbuf, values */
+    release_recvbuf(L, idx, mb);                        /* values */
     return n;
 }
 
@@ -412,8 +463,12 @@ static int buffer_nextmsg(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     CarrayReuse reuse;
     double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
-    MemBuf *mb = MTMSG_SCRATCH(L);
-    MsgStatus st = mtmsg_buffer_take(h->b, mb, h->nonblock, timeout);
+    MemBuf *mb = mtmsg_buffer_recvbuf(L);
+    MsgFire fire;
+    MsgStatus st;
+    do st = mtmsg_buffer_take(h->b, mb, h->nonblock, timeout, mtmsg_carray_check(&reuse), &fire);
+    while (st == MSG_NEEDCARRAY && mtmsg_carray_load(L, &reuse));
+    if (fire.api) mtmsg_capi_firelua(L, &fire);
     return mtmsg_buffer_takeresult(L, st, &h->b->obj, mb, &reuse);
 }
 
@@ -469,7 +524,7 @@ static const luaL_Reg buffer_methods[] = {
     {"setmsg", buffer_setmsg}, {"msgcnt", buffer_msgcnt}, {"clear", buffer_clear},
     {"nextmsg", buffer_nextmsg}, {"nonblock", buffer_nonblock},
     {"isnonblock", buffer_isnonblock}, {"close", buffer_close}, {"abort", buffer_abort},
-    {"isabort", buffer_isabort}, {NULL, NULL}
+    {"isabort", buffer_isabort}, {"notifier", mtmsg_capi_setnotifier}, {NULL, NULL}
 };
 
 static const luaL_Reg buffer_metamethods[] = {
@@ -483,4 +538,7 @@ static const luaL_Reg module_funcs[] = {
 
 void mtmsg_buffer_open(lua_State *L) {
     mtmsg_open_class(L, MTMSG_BUFFER_MT, buffer_methods, buffer_metamethods, module_funcs);
+    luaL_getmetatable(L, MTMSG_BUFFER_MT);          /* module, scratch, mt */
+    mtmsg_capi_publish(L);
+    lua_pop(L, 1);                                  /* module, scratch */
 }

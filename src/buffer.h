@@ -14,6 +14,18 @@
 #define MTMSG_BUFFER_MT "mtmsg.buffer"
 
 struct MsgListener;
+struct CarrayReuse;
+struct notify_capi;
+struct notify_notifier;
+
+/* A notifier connected with buffer:notifier (see capi.h); api == NULL: none. */
+typedef struct MsgNotifier {
+    const struct notify_capi *api;
+    struct notify_notifier *n;          /* retained while connected */
+    long long threshold;
+} MsgNotifier;
+#define MTMSG_NTF_ADD    0              /* ">": called after a message was added */
+#define MTMSG_NTF_REMOVE 1              /* "<": called after a message was removed */
 
 typedef struct MsgBuffer {
     MsgObject obj;                      /* id, name, user reference count */
@@ -29,7 +41,19 @@ typedef struct MsgBuffer {
     int in_ready;                       /* guarded by: mutex; in listener's ready list */
     struct MsgBuffer *ready_next, *ready_prev;    /* guarded by: mutex */
     struct MsgBuffer *member_next, *member_prev;  /* guarded by: mutex */
+    MsgNotifier ntf[2];                 /* guarded by: mutex; [MTMSG_NTF_ADD/REMOVE] */
 } MsgBuffer;
+
+/* A notifier call decided while the buffer was locked and made after unlocking
+ * (mtmsg_capi_fire / mtmsg_capi_firelua). The operations below set api = NULL when
+ * nothing is to be called, so callers need not initialise it. */
+typedef struct MsgFire {
+    const struct notify_capi *api;
+    struct notify_notifier *n;          /* an extra reference, held for the call */
+    struct MsgBuffer *b;                /* whose notifier it is; NULL: b is gone */
+    struct MsgListener *l;              /* set when the caller does not keep b alive */
+    int which;                          /* MTMSG_NTF_ADD or MTMSG_NTF_REMOVE */
+} MsgFire;
 
 /* Creates and registers a buffer (attached to `l` if not NULL); refs = 1.
  * NULL with *st = MSG_NOMEM, MSG_ABORTED or MSG_CLOSED (closed listener). */
@@ -43,16 +67,24 @@ void mtmsg_buffer_release(MsgBuffer *b);
 void mtmsg_buffer_free(MsgBuffer *b);
 
 /* Queues one message (an encoded payload); clear: drop older messages first.
- * MSG_OK, MSG_BUSY (nonblock), MSG_CLOSED, MSG_ABORTED, MSG_FULL, MSG_TOO_BIG, MSG_NOMEM. */
-MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock);
+ * MSG_OK, MSG_BUSY (nonblock), MSG_CLOSED, MSG_ABORTED, MSG_FULL, MSG_TOO_BIG, MSG_NOMEM.
+ * *fire receives the ">" notifier call to make after a successful put. */
+MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock,
+                           MsgFire *fire);
 /* Moves the next message's payload into `out` (emptied first). timeout < 0 waits
  * forever, 0 polls. MSG_OK, MSG_EMPTY, MSG_BUSY, MSG_CLOSED, MSG_ABORTED, and
- * MSG_NOMEM/MSG_TOO_BIG when `out` cannot hold it (the message stays queued). */
-MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double timeout);
+ * MSG_NOMEM/MSG_TOO_BIG when `out` cannot hold it (the message stays queued).
+ * check (may be NULL): MSG_NEEDCARRAY, message left queued, when decoding it with that
+ * reuse list would create carrays (see mtmsg_carray_neednew). *fire receives the "<"
+ * notifier call to make after a successful take. */
+MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double timeout,
+                            const struct CarrayReuse *check, MsgFire *fire);
 
 /* For listener.c, with *b->mutex held: */
-/* Pops the first message into `out`; the message stays on failure. */
-MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out);
+/* Pops the first message into `out`; the message stays on failure (and on
+ * MSG_NEEDCARRAY, see mtmsg_buffer_take). */
+MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const struct CarrayReuse *check,
+                                  MsgFire *fire);
 /* Drops all messages (clear: keep memory; close: free it). */
 void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem);
 
@@ -78,13 +110,16 @@ MsgObject *mtmsg_lookup(lua_State *L, int arg, MsgKind kind);
 int mtmsg_pushtostring(lua_State *L, const char *tname, const MsgObject *o);
 
 /* Receive-side arguments shared by buffer, listener and reader: timeout/carray list. */
-struct CarrayReuse;
 double mtmsg_buffer_recvargs(lua_State *L, int arg, int nonblock, struct CarrayReuse *reuse);
 /* writer:addmsg/setmsg: queues an encoded payload through handle h; returns the
  * Lua result (true/false) or raises. */
 int mtmsg_buffer_putraw(lua_State *L, BufferHandle *h, const char *p, size_t len, int clear);
+/* Pushes the receive buffer of buffer/listener:nextmsg (see buffer.c), never the
+ * shared scratch: __gc finalizers run during decoding may reuse that one. */
+MemBuf *mtmsg_buffer_recvbuf(lua_State *L);
 /* Turns the status of a take into results: raises for failures, 0 values for
- * MSG_EMPTY/MSG_BUSY, else decodes the message in mb. */
+ * MSG_EMPTY/MSG_BUSY, else decodes the message in mb, the receive buffer, which must
+ * be on the top of the stack; removes it. */
 int mtmsg_buffer_takeresult(lua_State *L, MsgStatus st, MsgObject *o, MemBuf *mb,
                             struct CarrayReuse *reuse);
 #define MTMSG_SCRATCH(L) ((MemBuf *)lua_touserdata(L, lua_upvalueindex(1)))

@@ -55,25 +55,43 @@ void mtmsg_error_pushid(lua_State *L, unsigned long long id) {
     lua_pushstring(L, buf);
 }
 
+/* Adds name in double quotes, with ", \ and NUL escaped. */
+static void addname(luaL_Buffer *b, const char *name, size_t len) {
+    size_t i;
+    luaL_addchar(b, '"');
+    for (i = 0; i < len; i++) {
+        char c = name[i];
+        if (c == '"' || c == '\\') { luaL_addchar(b, '\\'); luaL_addchar(b, c); }
+        else if (c == '\0') luaL_addstring(b, "\\0");
+        else luaL_addchar(b, c);
+    }
+    luaL_addchar(b, '"');
+}
+
 void mtmsg_error_pushobject(lua_State *L, const MsgObject *o) {
     luaL_Buffer b;
     char idbuf[48];
     luaL_buffinit(L, &b);
     luaL_addstring(&b, o->kind == KIND_BUFFER ? "mtmsg.buffer(" : "mtmsg.listener(");
     if (o->name) {
-        size_t i;
-        luaL_addstring(&b, "name=\"");
-        for (i = 0; i < o->namelen; i++) {
-            char c = o->name[i];
-            if (c == '"' || c == '\\') { luaL_addchar(&b, '\\'); luaL_addchar(&b, c); }
-            else if (c == '\0') luaL_addstring(&b, "\\0");
-            else luaL_addchar(&b, c);
-        }
-        luaL_addstring(&b, "\",");
+        luaL_addstring(&b, "name=");
+        addname(&b, o->name, o->namelen);
+        luaL_addchar(&b, ',');
     }
     snprintf(idbuf, sizeof idbuf, "id=%llu)", o->id);
     luaL_addstring(&b, idbuf);
     luaL_pushresult(&b);
+}
+
+int mtmsg_error_lookup(lua_State *L, MsgErrKind kind, const char *what,
+                       const char *name, size_t len) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lua_pushfstring(L, "mtmsg.error.%s: %s name ", kind_names[kind], what);
+    luaL_addvalue(&b);
+    addname(&b, name, len);
+    luaL_pushresult(&b);
+    return lua_error(L);
 }
 
 int mtmsg_error_status(lua_State *L, MsgStatus st, const MsgObject *o,

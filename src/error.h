@@ -30,6 +30,9 @@ void mtmsg_error_push(lua_State *L, MsgErrKind kind, const char *detailfmt, ...)
 int mtmsg_error_raise(lua_State *L, MsgErrKind kind, const char *detailfmt, ...);
 /* Pushes the description of an object: mtmsg.buffer(name="x",id=N) or mtmsg.listener(id=N). */
 void mtmsg_error_pushobject(lua_State *L, const struct MsgObject *o);
+/* Raises unknown_object or ambiguous_name for a lookup of `what` ("buffer") by name. */
+int mtmsg_error_lookup(lua_State *L, MsgErrKind kind, const char *what,
+                       const char *name, size_t len);
 /* Raises the error for a failed operation on `o` (NULL for writer/reader scratch space):
  * MSG_CLOSED, MSG_ABORTED, MSG_TOO_BIG (size `size`, limit of `mb`), MSG_NOMEM, MSG_NOBUFFERS.
  * `what` names a non-object owner for size errors ("mtmsg.writer"). Never returns. */

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "capi.h"
 #include "carray.h"
 #include "compat.h"
 #include "error.h"
@@ -125,10 +126,12 @@ static void listener_release(MsgListener *l) {
     if (freel) mtmsg_listener_free(l);
 }
 
-MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double timeout) {
+MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double timeout,
+                              const CarrayReuse *check, MsgFire *fire) {
     MsgStatus st;
     MsgBuffer *drained = NULL;
     double deadline = -1;
+    fire->api = NULL;
     if (nonblock) { if (!mtmsg_mutex_trylock(&l->mutex)) return MSG_BUSY; }
     else mtmsg_mutex_lock(&l->mutex);
     for (;;) {
@@ -136,14 +139,16 @@ MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double 
         if (l->closed) { st = MSG_CLOSED; break; }
         if (l->aborted) { st = MSG_ABORTED; break; }
         if (b) {
-            st = mtmsg_buffer_pop_locked(b, out);
+            st = mtmsg_buffer_pop_locked(b, out, check, fire);
             if (st == MSG_OK) {
+                fire->l = l;                    /* our caller does not keep b alive */
                 if (b->in_ready && b->ready_next) {         /* round-robin: to the back */
                     mtmsg_listener_ready_remove_locked(l, b);
                     mtmsg_listener_ready_add_locked(l, b);
                 } else if (b->orphan && b->msgcnt == 0) {
                     mtmsg_listener_detach_locked(l, b);
                     drained = b;
+                    fire->b = NULL;             /* freed below, with its notifiers */
                 }
             }
             break;
@@ -240,8 +245,13 @@ static int listener_nextmsg(lua_State *L) {
     ListenerHandle *h = checklistener(L, 1);
     CarrayReuse reuse;
     double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
-    MemBuf *mb = MTMSG_SCRATCH(L);
-    MsgStatus st = mtmsg_listener_take(h->l, mb, h->nonblock, timeout);
+    MemBuf *mb = mtmsg_buffer_recvbuf(L);
+    MsgFire fire;
+    MsgStatus st;
+    do st = mtmsg_listener_take(h->l, mb, h->nonblock, timeout, mtmsg_carray_check(&reuse),
+                                &fire);
+    while (st == MSG_NEEDCARRAY && mtmsg_carray_load(L, &reuse));
+    if (fire.api) mtmsg_capi_firelua(L, &fire);
     return mtmsg_buffer_takeresult(L, st, &h->l->obj, mb, &reuse);
 }
 

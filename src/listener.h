@@ -38,8 +38,9 @@ void mtmsg_listener_free(MsgListener *l);
 void mtmsg_listener_open(lua_State *L);
 typedef struct ListenerHandle { MsgListener *l; int nonblock; } ListenerHandle;
 ListenerHandle *mtmsg_listener_test(lua_State *L, int idx);
-/* Takes the next message of the listener into `out` (see mtmsg_buffer_take);
- * also MSG_NOBUFFERS. */
-MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double timeout);
+/* Takes the next message of the listener into `out` (see mtmsg_buffer_take, also for
+ * check and fire); also MSG_NOBUFFERS. fire->l is set: the buffer may go away. */
+MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double timeout,
+                              const struct CarrayReuse *check, MsgFire *fire);
 
 #endif

@@ -65,9 +65,26 @@ static int scratch_gc(lua_State *L) {
     return 0;
 }
 
+#if defined(MTMSG_FAILALLOC)
+/* Test builds only (-DMTMSG_FAILALLOC, see docs/RELIABILITY.md): mtmsg._failalloc([n])
+ * makes the module's allocation number n (1-based, counted from this call) and every
+ * later one fail; 0 or none turns that off. Returns how many allocations the module made
+ * since the previous call. */
+static int m_failalloc(lua_State *L) {
+    long made = mtmsg_failalloc_count();
+    mtmsg_failalloc_set((long)luaL_optinteger(L, 1, 0));
+    lua_pushinteger(L, (lua_Integer)made);
+    return 1;
+}
+#endif
+
 static const luaL_Reg module_funcs[] = {
     {"abort", m_abort}, {"isabort", m_isabort}, {"time", m_time}, {"sleep", m_sleep},
-    {"type", m_type}, {NULL, NULL}
+    {"type", m_type},
+#if defined(MTMSG_FAILALLOC)
+    {"_failalloc", m_failalloc},
+#endif
+    {NULL, NULL}
 };
 
 MTMSG_API int luaopen_mtmsg(lua_State *L);

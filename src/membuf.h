@@ -19,7 +19,8 @@ typedef enum MsgStatus {
     MSG_TOO_BIG,    /* fixed size: can never fit */
     MSG_NOMEM,      /* allocation failed */
     MSG_NOBUFFERS,  /* listener without buffers and messages */
-    MSG_BADARG      /* a Lua argument cannot be encoded (argument error) */
+    MSG_BADARG,     /* a Lua argument cannot be encoded (argument error) */
+    MSG_NEEDCARRAY  /* message left queued: decoding it needs the carray module loaded */
 } MsgStatus;
 
 typedef struct MemBuf {

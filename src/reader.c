@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "buffer.h"
+#include "capi.h"
 #include "carray.h"
 #include "codec.h"
 #include "compat.h"
@@ -55,9 +56,11 @@ static int reader_next(lua_State *L) {
     } else {
         mtmsg_carray_checkarg(L, 2, "integer or carray expected");
     }
-    mtmsg_carray_checkreuse(L, first, lua_gettop(L));
-    reuse.first = reuse.next = first;
-    reuse.last = lua_gettop(L);
+    mtmsg_carray_checkreuse(L, first, lua_gettop(L), &reuse);
+    /* `require "carray"` runs Lua code (which might use this reader): before decoding */
+    if (!reuse.ready && mtmsg_carray_neednew(&reuse, mtmsg_membuf_begin(&r->mb), r->mb.len,
+                                             r->pos, (int)count))
+        mtmsg_carray_load(L, &reuse);
     n = mtmsg_codec_decode(L, mtmsg_membuf_begin(&r->mb), r->mb.len, &r->pos, (int)count, &reuse);
     if (n < 0) mtmsg_sync_abort(-1, __FILE__, __LINE__);    /* our own bytes: a bug */
     mtmsg_carray_finishreuse(L, &reuse);
@@ -72,6 +75,7 @@ static int reader_nextmsg(lua_State *L) {
     double timeout;
     MsgStatus st;
     MsgObject *o;
+    MsgFire fire;
     if (!bh && !lh) return luaL_argerror(L, 2, "buffer or listener expected");
     nonblock = bh ? bh->nonblock : lh->nonblock;
     if (lua_isnoneornil(L, 3)) timeout = nonblock ? 0 : -1;
@@ -79,11 +83,17 @@ static int reader_nextmsg(lua_State *L) {
         timeout = (double)lua_tonumber(L, 3);
         if (!(timeout > 0)) timeout = 0;
     } else return luaL_argerror(L, 3, "timeout seconds expected");
-    if (bh) { o = &bh->b->obj; st = mtmsg_buffer_take(bh->b, &r->mb, nonblock, timeout); }
-    else { o = &lh->l->obj; st = mtmsg_listener_take(lh->l, &r->mb, nonblock, timeout); }
+    if (bh) {
+        o = &bh->b->obj;
+        st = mtmsg_buffer_take(bh->b, &r->mb, nonblock, timeout, NULL, &fire);
+    } else {
+        o = &lh->l->obj;
+        st = mtmsg_listener_take(lh->l, &r->mb, nonblock, timeout, NULL, &fire);
+    }
     switch (st) {
     case MSG_OK:
         r->pos = 0;
+        if (fire.api) mtmsg_capi_firelua(L, &fire);
         lua_pushboolean(L, 1);
         return 1;
     case MSG_EMPTY: case MSG_BUSY:

@@ -100,7 +100,8 @@ void mtmsg_open_class(lua_State *L, const char *tname, const luaL_Reg *methods,
     luaL_setfuncs(L, metamethods, 1);
     lua_newtable(L);                                /* module, scratch, mt, methods */
     lua_pushvalue(L, -3);
-    luaL_setfuncs(L, methods, 1);
+    lua_pushnil(L);                                 /* upvalue 2: see hold_message in buffer.c */
+    luaL_setfuncs(L, methods, 2);
     lua_setfield(L, -2, "__index");
     lua_pushstring(L, tname);
     lua_setfield(L, -2, "__metatable");

@@ -32,7 +32,7 @@ describe("rockspec", function()
         local so = ("%s/tree/lib/lua/%s/?.so"):format(tmp, luaver)
         rc, out = sh(("%s -e 'package.cpath=%q; local m = require \"mtmsg\"; " ..
             "local b = m.newbuffer(); b:addmsg(1, \"x\"); local a, s = b:nextmsg(); " ..
-            "assert(a == 1 and s == \"x\"); io.write(m._VERSION)'"):format(interp, so))
+            "assert(a == 1 and s == \"x\"); print(m._VERSION)'"):format(interp, so))
         sh("rm -rf " .. tmp)
         assert(rc == 0, out)
         local version = assert(io.open(rockspec)):read("*a"):match("MTMSG_VERSION=\"([^\"]+)\"")

@@ -1,0 +1,489 @@
+-- mtmsg benchmark suite (run by bench/run.sh; see docs/BENCHMARKS.md).
+-- Every scenario checks what it receives (count, order, content), so a fast wrong
+-- answer fails. Each measurement runs RUNS times, interleaved (run 1 of everything,
+-- then run 2, ...), and every figure is reported as a ratio to a baseline measured
+-- in the same run: the Lua-call floor (S1), plain C with pthreads (S2-S5), or the
+-- same lookup with fewer names (S6).
+--
+-- Environment: BENCH_RUNS (default 5), BENCH_SCALE (default 1; 0.1 for a smoke run),
+-- BENCH_OUT (directory of results.csv/results.md/plot.dat, default bench),
+-- BENCH_ONLY (comma-separated scenario ids, e.g. "S1,S3"; ratios of the others are skipped).
+local mtmsg = require "mtmsg"
+local thread = require "testthread"
+local cbase = require "cbase"
+local floor = require "floor"
+
+local now = cbase.now
+local RUNS = tonumber(os.getenv("BENCH_RUNS")) or 5
+local SCALE = tonumber(os.getenv("BENCH_SCALE")) or 1
+local OUT = os.getenv("BENCH_OUT") or "bench"
+local ONLY = os.getenv("BENCH_ONLY")
+local WAIT = 60      -- seconds a thread handshake may take before we call it a hang
+
+local function scaled(n, multiple)
+    multiple = multiple or 1
+    local v = math.floor(n * SCALE / multiple + 0.5) * multiple
+    return v < multiple and multiple or v
+end
+
+local N1 = scaled(1000000)          -- S1 pairs
+local N2 = scaled(2000000)          -- S2 messages
+local N3 = scaled(200000)           -- S3 round trips
+local N4 = scaled(2000000, 4)       -- S4 messages, 4 producers
+local N5 = scaled(16384)            -- S5 messages of SIZE5 bytes
+local SIZE5 = 65536
+-- S5 flow control: at most WINDOW5 messages (4 MiB) in flight, the consumer
+-- acknowledges every ACK5-th (BENCH_S5_WINDOW=16384 makes the queue unbounded).
+local WINDOW5 = tonumber(os.getenv("BENCH_S5_WINDOW")) or 64
+local ACK5 = 16
+local M6 = scaled(200000)           -- S6 lookups per measurement
+local NPROD = 4
+
+-- ===== Thread plumbing =====
+
+-- Starts one thread per spec {f, args...}; each thread's function gets (readyid, goid,
+-- args...) and must call ready_go(readyid, goid) before its timed work. Returns the
+-- threads and the start time, taken when all are ready, right before they are let go.
+local function launch(specs)
+    local ready, go = mtmsg.newbuffer(), mtmsg.newbuffer()
+    local ths = {}
+    for k, spec in ipairs(specs) do
+        ths[k] = thread.start(spec[1], ready:id(), go:id(), table.unpack(spec, 2))
+    end
+    for _ = 1, #specs do
+        if ready:nextmsg(WAIT) == nil then error("a benchmark thread did not start") end
+    end
+    local t0 = now()
+    for _ = 1, #specs do go:addmsg(true) end
+    return ths, t0
+end
+
+local function join(ths)
+    for _, t in ipairs(ths) do
+        local ok, err = t:join(WAIT)
+        if ok ~= true then error("benchmark thread failed: " .. tostring(err)) end
+    end
+end
+
+-- The thread functions below run in fresh Lua states: no upvalues, require what they use.
+
+local function producer(readyid, goid, bid, n, tag)
+    local mtmsg = require "mtmsg"
+    local b = mtmsg.buffer(bid)
+    mtmsg.buffer(readyid):addmsg(true)
+    mtmsg.buffer(goid):nextmsg()
+    for i = 1, n do b:addmsg(tag, i, true) end
+    return true
+end
+
+local function ponger(readyid, goid, pingid, pongid, n)
+    local mtmsg = require "mtmsg"
+    local ping, pong = mtmsg.buffer(pingid), mtmsg.buffer(pongid)
+    mtmsg.buffer(readyid):addmsg(true)
+    mtmsg.buffer(goid):nextmsg()
+    for i = 1, n do
+        local s, j, t = ping:nextmsg()
+        if j ~= i then error("S3 pong: got " .. tostring(j) .. ", expected " .. i) end
+        pong:addmsg(s, j, t)
+    end
+    return true
+end
+
+local function bigproducer(readyid, goid, bid, ackid, n, size, window)
+    local mtmsg = require "mtmsg"
+    local b, ack = mtmsg.buffer(bid), mtmsg.buffer(ackid)
+    local s = string.rep("abcdefghijklmnopqrstuvwxyz", size // 26 + 1):sub(1, size)
+    local acked = 0
+    mtmsg.buffer(readyid):addmsg(true)
+    mtmsg.buffer(goid):nextmsg()
+    for i = 1, n do
+        while i - acked > window do acked = ack:nextmsg() end
+        b:addmsg(i, s)
+    end
+    return true
+end
+
+local function idlewaiter(readyid, goid, bid)
+    local mtmsg = require "mtmsg"
+    local cbase = require "cbase"
+    local b = mtmsg.buffer(bid)
+    mtmsg.buffer(readyid):addmsg(true)
+    local c0 = cbase.threadcpu()
+    local msg = b:nextmsg()
+    return cbase.threadcpu() - c0, msg
+end
+
+-- ===== Scenarios: each returns one figure =====
+
+local function bad(what, got, want)
+    error(("%s: wrong message: got %s, expected %s"):format(what, tostring(got), tostring(want)), 2)
+end
+
+-- S1: one thread, addmsg + nextmsg pairs; ns per pair.
+local function s1_mtmsg()
+    local n = N1
+    local b = mtmsg.newbuffer()
+    local t0 = now()
+    for i = 1, n do
+        b:addmsg("hello", i, true)
+        local s, j, t = b:nextmsg()
+        if j ~= i or s ~= "hello" or t ~= true then bad("S1", j, i) end
+    end
+    local t1 = now()
+    if b:msgcnt() ~= 0 then bad("S1 count", b:msgcnt(), 0) end
+    return (t1 - t0) / n * 1e9
+end
+
+-- S1 floor: the same loop over a C function that keeps and returns the three values.
+local function s1_floor()
+    local n = N1
+    local f = floor.f
+    local t0 = now()
+    for i = 1, n do
+        f("hello", i, true)
+        local s, j, t = f()
+        if j ~= i or s ~= "hello" or t ~= true then bad("S1 floor", j, i) end
+    end
+    local t1 = now()
+    return (t1 - t0) / n * 1e9
+end
+
+-- S1 with the methods in locals (no method lookup per call): not a target, it shows
+-- how much of S1 is the `b:method` dispatch.
+local function s1_local()
+    local n = N1
+    local b = mtmsg.newbuffer()
+    local addmsg, nextmsg = b.addmsg, b.nextmsg
+    local t0 = now()
+    for i = 1, n do
+        addmsg(b, "hello", i, true)
+        local s, j, t = nextmsg(b)
+        if j ~= i or s ~= "hello" or t ~= true then bad("S1 local", j, i) end
+    end
+    local t1 = now()
+    return (t1 - t0) / n * 1e9
+end
+
+-- S2: producer thread -> main thread; messages/s.
+local function s2_mtmsg()
+    local n = N2
+    local b = mtmsg.newbuffer()
+    local ths, t0 = launch({ { producer, b:id(), n, "hello" } })
+    for i = 1, n do
+        local s, j, t = b:nextmsg()
+        if j ~= i or s ~= "hello" or t ~= true then bad("S2", j, i) end
+    end
+    local t1 = now()
+    join(ths)
+    if b:msgcnt() ~= 0 then bad("S2 count", b:msgcnt(), 0) end
+    return n / (t1 - t0)
+end
+
+local function s2_c() return N2 / cbase.s2(N2) end
+
+-- S3: ping-pong over two buffers; microseconds per round trip.
+local function s3_mtmsg()
+    local n = N3
+    local ping, pong = mtmsg.newbuffer(), mtmsg.newbuffer()
+    local ths, t0 = launch({ { ponger, ping:id(), pong:id(), n } })
+    for i = 1, n do
+        ping:addmsg("hello", i, true)
+        local s, j, t = pong:nextmsg()
+        if j ~= i or s ~= "hello" or t ~= true then bad("S3", j, i) end
+    end
+    local t1 = now()
+    join(ths)
+    return (t1 - t0) / n * 1e6
+end
+
+local function s3_c() return cbase.s3(N3) / N3 * 1e6 end
+
+-- S4: NPROD producers, one listener buffer each -> one listener; messages/s.
+local function s4_mtmsg()
+    local n = N4
+    local l = mtmsg.newlistener()
+    local specs, bufs, tagof, last = {}, {}, {}, {}
+    for p = 1, NPROD do
+        bufs[p] = l:newbuffer()
+        tagof["hell" .. p] = p
+        last[p] = 0
+        specs[p] = { producer, bufs[p]:id(), n // NPROD, "hell" .. p }
+    end
+    local ths, t0 = launch(specs)
+    for _ = 1, n do
+        local s, j, t = l:nextmsg()
+        local p = tagof[s]
+        if not p or t ~= true or j ~= last[p] + 1 then bad("S4", j, p and last[p] + 1) end
+        last[p] = j
+    end
+    local t1 = now()
+    join(ths)
+    for p = 1, NPROD do
+        if last[p] ~= n // NPROD then bad("S4 count", last[p], n // NPROD) end
+    end
+    return n / (t1 - t0)
+end
+
+local function s4_c() return N4 / cbase.s4(N4, NPROD) end
+
+-- S5: SIZE5-byte strings, producer -> consumer, with flow control (a bounded queue:
+-- unbounded, the run measures how fast the queue memory grows, not the transfer);
+-- MiB/s.
+local function s5_mtmsg()
+    local n, size = N5, SIZE5
+    local ref = string.rep("abcdefghijklmnopqrstuvwxyz", size // 26 + 1):sub(1, size)
+    local b, ack = mtmsg.newbuffer(), mtmsg.newbuffer()
+    local ths, t0 = launch({ { bigproducer, b:id(), ack:id(), n, size, WINDOW5 } })
+    for i = 1, n do
+        local j, s = b:nextmsg()
+        if j ~= i or #s ~= size then bad("S5", j, i) end
+        if i % 256 == 0 and s ~= ref then bad("S5 content", "other bytes", "the pattern") end
+        if i % ACK5 == 0 then ack:addmsg(i) end
+    end
+    local t1 = now()
+    join(ths)
+    return n * size / 1048576 / (t1 - t0)
+end
+
+local function s5_c() return N5 * SIZE5 / 1048576 / cbase.s5(N5, SIZE5, WINDOW5, ACK5) end
+
+-- S6: mtmsg.buffer(name) with nnames named buffers alive; microseconds per lookup.
+-- With luatable set, the same loop looks the names up in a Lua table instead: what
+-- touching that many distinct strings in this order costs Lua itself (no target).
+local s6_serial = 0
+local function s6(nnames, luatable)
+    local m = M6
+    s6_serial = s6_serial + 1
+    local prefix = "bench.s6." .. s6_serial .. "."
+    local names, keep, ids = {}, {}, {}
+    for k = 1, nnames do
+        names[k] = prefix .. k
+        keep[k] = mtmsg.newbuffer(names[k])
+        ids[k] = keep[k]:id()
+    end
+    collectgarbage()
+    local idx = 1
+    local step = 7919 % nnames        -- a fixed, scattered visiting order
+    if step == 0 then step = 1 end
+    local lookup = mtmsg.buffer
+    if luatable then
+        local byname = {}
+        for k = 1, nnames do byname[names[k]] = keep[k] end
+        lookup = function(name) return byname[name] end
+        collectgarbage()
+    end
+    local t0 = now()
+    for k = 1, m do
+        local h = lookup(names[idx])
+        if k % 97 == 0 and h:id() ~= ids[idx] then bad("S6", h:id(), ids[idx]) end
+        idx = idx + step
+        if idx > nnames then idx = idx - nnames end
+    end
+    local t1 = now()
+    keep, names, ids = nil, nil, nil
+    collectgarbage()
+    return (t1 - t0) / m * 1e6
+end
+
+-- ===== Measurements, ratios, targets =====
+
+local measures = {
+    { id = "S1", name = "mtmsg", unit = "ns/pair", f = s1_mtmsg },
+    { id = "S1", name = "floor", unit = "ns/pair", f = s1_floor },
+    { id = "S1", name = "mtmsg-localmethods", unit = "ns/pair", f = s1_local },
+    { id = "S2", name = "mtmsg", unit = "msg/s", f = s2_mtmsg },
+    { id = "S2", name = "C", unit = "msg/s", f = s2_c },
+    { id = "S3", name = "mtmsg", unit = "us/roundtrip", f = s3_mtmsg },
+    { id = "S3", name = "C", unit = "us/roundtrip", f = s3_c },
+    { id = "S4", name = "mtmsg", unit = "msg/s", f = s4_mtmsg },
+    { id = "S4", name = "C", unit = "msg/s", f = s4_c },
+    { id = "S5", name = "mtmsg", unit = "MiB/s", f = s5_mtmsg },
+    { id = "S5", name = "C", unit = "MiB/s", f = s5_c },
+    { id = "S6", name = "mtmsg-100", unit = "us/lookup", f = function() return s6(100) end },
+    { id = "S6", name = "mtmsg-100000", unit = "us/lookup", f = function() return s6(100000) end },
+    { id = "S6", name = "luatable-100", unit = "us/lookup", f = function() return s6(100, true) end },
+    { id = "S6", name = "luatable-100000", unit = "us/lookup", f = function() return s6(100000, true) end },
+}
+
+-- ratio = num / den; met when ratio `cmp` target.
+local ratios = {
+    { id = "S1", what = "mtmsg ns / floor ns", num = "mtmsg", den = "floor", cmp = "<=", target = 1.3 },
+    { id = "S2", what = "mtmsg msg/s / C msg/s", num = "mtmsg", den = "C", cmp = ">=", target = 0.35 },
+    { id = "S3", what = "mtmsg us / C us", num = "mtmsg", den = "C", cmp = "<=", target = 0.35 },
+    { id = "S4", what = "mtmsg msg/s / C msg/s", num = "mtmsg", den = "C", cmp = ">=", target = 0.33 },
+    { id = "S5", what = "mtmsg MiB/s / C MiB/s", num = "mtmsg", den = "C", cmp = ">=", target = 1.0 },
+    { id = "S6", what = "us at 100000 / us at 100", num = "mtmsg-100000", den = "mtmsg-100", cmp = "<=", target = 3 },
+    { id = "S6", what = "Lua table: at 100000 / at 100", num = "luatable-100000", den = "luatable-100" },
+}
+
+local function selected(id)
+    if not ONLY then return true end
+    for w in ONLY:gmatch("[^,%s]+") do if w == id then return true end end
+    return false
+end
+
+local function median(t)
+    local s = {}
+    for k, v in ipairs(t) do s[k] = v end
+    table.sort(s)
+    local n = #s
+    if n % 2 == 1 then return s[(n + 1) // 2] end
+    return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+local function minmax(t)
+    local lo, hi = math.huge, -math.huge
+    for _, v in ipairs(t) do lo = math.min(lo, v); hi = math.max(hi, v) end
+    return lo, hi
+end
+
+local function fmt(v)
+    if v == nil then return "-" end
+    local a = math.abs(v)
+    if a >= 1e6 then return ("%.3g M"):format(v / 1e6):gsub(" M$", "M") end
+    if a >= 100 then return ("%.0f"):format(v) end
+    if a >= 10 then return ("%.1f"):format(v) end
+    if a >= 1 then return ("%.2f"):format(v) end
+    return ("%.3f"):format(v)
+end
+
+local function fmtnum(v)
+    if v >= 1e6 then return ("%.2fM"):format(v / 1e6) end
+    return fmt(v)
+end
+
+-- ===== Run =====
+
+io.stdout:setvbuf("line")
+local todo = {}
+for _, m in ipairs(measures) do
+    if selected(m.id) then m.values = {}; todo[#todo + 1] = m end
+end
+local tstart = now()
+print(("mtmsg bench: %d runs, scale %g, %s"):format(RUNS, SCALE, mtmsg._INFO))
+for r = 1, RUNS do
+    local line = {}
+    for _, m in ipairs(todo) do
+        collectgarbage()
+        collectgarbage()
+        local v = m.f()
+        m.values[r] = v
+        line[#line + 1] = ("%s %s %s"):format(m.id, m.name, fmtnum(v))
+    end
+    print(("run %d/%d (%.0f s): %s"):format(r, RUNS, now() - tstart, table.concat(line, ", ")))
+end
+
+-- Idle waiter: a thread blocked in nextmsg() for 2 s must use no CPU.
+local IDLE = 2 * math.min(1, SCALE)
+local idle = {}
+if not ONLY or selected("idle") then
+    local b = mtmsg.newbuffer()
+    local ths = {}
+    local ready = mtmsg.newbuffer()
+    ths[1] = thread.start(idlewaiter, ready:id(), 0, b:id())
+    if ready:nextmsg(WAIT) == nil then error("idle waiter did not start") end
+    mtmsg.sleep(0.1)                                   -- let it block
+    local function stat_ticks()
+        local f = io.open("/proc/self/stat")
+        if not f then return nil end
+        local s = f:read("a"); f:close()
+        local fields = {}
+        for w in s:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = w end
+        return tonumber(fields[12]) + tonumber(fields[13])   -- utime + stime (fields 14, 15)
+    end
+    local p0, k0, w0 = cbase.proccpu(), stat_ticks(), now()
+    mtmsg.sleep(IDLE)
+    local p1, k1, w1 = cbase.proccpu(), stat_ticks(), now()
+    b:addmsg("wake")
+    local ok, tcpu, msg = ths[1]:join(WAIT)
+    if not ok or msg ~= "wake" then error("idle waiter failed: " .. tostring(tcpu)) end
+    idle = { wall = w1 - w0, proc = p1 - p0, ticks = k0 and (k1 - k0), thread = tcpu }
+    print(("idle: one thread blocked in nextmsg() for %.2f s: process CPU %.6f s "
+           .. "(/proc/self/stat: %s ticks), waiter thread CPU %.6f s (incl. wake-up)")
+          :format(idle.wall, idle.proc, tostring(idle.ticks), idle.thread))
+end
+
+-- ===== Report =====
+
+local byname = {}
+for _, m in ipairs(todo) do byname[m.id .. "." .. m.name] = m end
+
+local csv = { "kind,scenario,name,unit,median,min,max,target,verdict,values" }
+local md = {}
+local function add(t, s) t[#t + 1] = s end
+
+add(md, "| Scenario | Measurement | Unit | Median | Min | Max |")
+add(md, "|---|---|---|---:|---:|---:|")
+print()
+print(("%-4s %-20s %-14s %12s %12s %12s"):format("", "measurement", "unit", "median", "min", "max"))
+for _, m in ipairs(todo) do
+    local med, lo, hi = median(m.values), minmax(m.values)
+    m.median = med
+    local vals = {}
+    for k, v in ipairs(m.values) do vals[k] = ("%.6g"):format(v) end
+    add(csv, ("measure,%s,%s,%s,%.6g,%.6g,%.6g,,,%s"):format(m.id, m.name, m.unit, med, lo, hi,
+                                                            table.concat(vals, ";")))
+    add(md, ("| %s | %s | %s | %s | %s | %s |"):format(m.id, m.name, m.unit, fmtnum(med), fmtnum(lo), fmtnum(hi)))
+    print(("%-4s %-20s %-14s %12s %12s %12s"):format(m.id, m.name, m.unit, fmtnum(med), fmtnum(lo), fmtnum(hi)))
+end
+
+add(md, "")
+add(md, "| Scenario | Ratio | Ratio of medians | Per-run min–max | Target | Met |")
+add(md, "|---|---|---:|---:|---:|---|")
+print()
+print(("%-4s %-26s %10s %16s %10s  %s"):format("", "ratio", "of medians", "per-run min-max", "target", "met"))
+local plot = { "# id score(target/ratio or ratio/target) score_lo score_hi ratio target cmp" }
+local allmet = true
+for _, q in ipairs(ratios) do
+    local a, b = byname[q.id .. "." .. q.num], byname[q.id .. "." .. q.den]
+    if a and b then
+        local ratio = a.median / b.median
+        local per = {}
+        for r = 1, RUNS do per[r] = a.values[r] / b.values[r] end
+        local lo, hi = minmax(per)
+        if not q.target then                   -- context only, no target
+            add(csv, ("ratio,%s,%s,ratio,%.4f,%.4f,%.4f,,,"):format(q.id, q.what, ratio, lo, hi))
+            add(md, ("| %s | %s | %.2f | %.2f–%.2f | – | (context) |"):format(q.id, q.what, ratio, lo, hi))
+            print(("%-4s %-26s %10.3f %7.3f-%-8.3f %10s  %s"):format(q.id, q.what, ratio, lo, hi, "-", "(context)"))
+            goto continue
+        end
+        local met = (q.cmp == "<=" and ratio <= q.target) or (q.cmp == ">=" and ratio >= q.target)
+        allmet = allmet and met
+        local verdict = met and "yes" or "NO"
+        add(csv, ("ratio,%s,%s,ratio,%.4f,%.4f,%.4f,%s %g,%s,"):format(q.id, q.what, ratio, lo, hi,
+                                                                   q.cmp, q.target, verdict))
+        add(md, ("| %s | %s | %.2f | %.2f–%.2f | %s %g | %s |"):format(q.id, q.what, ratio, lo, hi,
+                                                                    q.cmp == "<=" and "≤" or "≥", q.target, verdict))
+        print(("%-4s %-26s %10.3f %7.3f-%-8.3f %3s %-6g  %s"):format(q.id, q.what, ratio, lo, hi,
+                                                                    q.cmp, q.target, verdict))
+        -- score >= 1 means the target is met, whatever its direction
+        local function score(x) return q.cmp == "<=" and q.target / x or x / q.target end
+        local s_lo, s_hi = score(lo), score(hi)
+        if s_lo > s_hi then s_lo, s_hi = s_hi, s_lo end
+        add(plot, ('%s %.4f %.4f %.4f %.4f %g "%s"'):format(q.id, score(ratio), s_lo, s_hi, ratio,
+                                                          q.target, q.cmp == "<=" and "<=" or ">="))
+    end
+    ::continue::
+end
+if idle.proc then
+    add(csv, ("idle,idle,process CPU while one thread waits %.2f s,s,%.6f,,,0,%s,"):format(
+        idle.wall, idle.proc, idle.proc < 0.01 and "yes" or "NO"))
+    add(csv, ("idle,idle,waiter thread CPU,s,%.6f,,,0,%s,"):format(idle.thread,
+        idle.thread < 0.01 and "yes" or "NO"))
+    add(md, "")
+    add(md, ("Idle waiter: a thread blocked in `nextmsg()` for %.2f s while the main thread sleeps: "
+             .. "process CPU %.4f s (/proc/self/stat utime+stime: %s ticks), waiter thread CPU "
+             .. "%.4f s including its wake-up."):format(idle.wall, idle.proc, tostring(idle.ticks),
+                                                       idle.thread))
+end
+
+local function write(path, lines)
+    local f = assert(io.open(path, "w"))
+    f:write(table.concat(lines, "\n"), "\n")
+    f:close()
+end
+write(OUT .. "/results.csv", csv)
+write(OUT .. "/results.md", md)
+write(OUT .. "/plot.dat", plot)
+print(("\n%s; total %.0f s; wrote %s/results.csv, results.md, plot.dat"):format(
+    allmet and "all targets met" or "some targets NOT met", now() - tstart, OUT))

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Writes the committed seed corpora fuzz/corpus/<target>/ (small hand-made inputs).
+Run from the repository root: python3 fuzz/seeds.py. The wire format is the one of
+docs/DESIGN.md (src/codec.h): tags, zigzag LEB128 integers, varint lengths."""
+import os
+import struct
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def zigzag(i):
+    return (i << 1) ^ (i >> 63) if i >= 0 else ((i << 1) ^ -1) & 0xFFFFFFFFFFFFFFFF
+
+
+def el_int(i):
+    if 0 <= i <= 127:
+        return bytes([0x80 + i])
+    return b"\x03" + varint(zigzag(i) & 0xFFFFFFFFFFFFFFFF)
+
+
+def el_str(s):
+    if len(s) <= 31:
+        return bytes([0x40 + len(s)]) + s
+    return b"\x05" + varint(len(s)) + s
+
+
+def el_float(x):
+    return b"\x04" + struct.pack("<d", x)
+
+
+def el_array(t, size, data):
+    count = len(data) // size if size else 0
+    return b"\x08" + bytes([t]) + varint(size) + varint(count) + data
+
+
+NIL, FALSE, TRUE = b"\x00", b"\x01", b"\x02"
+LUDATA = b"\x06" + struct.pack("<Q", 0x1234)
+CFUNC = b"\x07" + struct.pack("<Q", 0)
+
+MESSAGES = {
+    "empty": b"",
+    "nil": NIL,
+    "bools": TRUE + FALSE,
+    "ints": el_int(0) + el_int(127) + el_int(128) + el_int(-1) + el_int(2**53) + el_int(-2**63),
+    "floats": el_float(0.5) + el_float(float("nan")) + el_float(float("-inf")) + el_float(-0.0),
+    "strings": el_str(b"") + el_str(b"hello") + el_str(b"x" * 31) + el_str(b"y" * 32) + el_str(b"z" * 300),
+    "binary": el_str(bytes(range(256))),
+    "ptrs": LUDATA + CFUNC,
+    "arrays": el_array(1, 1, b"\x01\x02\x03") + el_array(9, 8, struct.pack("<2d", 1.5, -2)) + el_array(5, 4, b""),
+    "mixed": NIL + el_int(42) + el_str(b"m") + TRUE + el_float(3.25),
+}
+MALFORMED = {
+    "bad-tag": b"\x09",
+    "short-str": b"\x45ab",
+    "long-str-len": b"\x05\xff\xff\xff\xff\x0f",
+    "varint-overlong": b"\x03" + b"\xff" * 11,
+    "float-cut": b"\x04\x00\x00",
+    "array-overflow": b"\x08\x01\xff\xff\xff\xff\x0f\xff\xff\xff\xff\x0f",
+    "array-zero-size": b"\x08\x01\x00\x05",
+}
+
+
+def write(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    for name, msg in list(MESSAGES.items()) + list(MALFORMED.items()):
+        write("fuzz_codec", name, msg)
+    # frames as a queue holds them
+    write("fuzz_codec", "frames", b"".join(varint(len(m)) + m for m in MESSAGES.values()))
+
+    # fuzz_reader: [nops][ops...][payload]; op >> 5: 0 next(), 1 next(nil), 2 bad carray,
+    # 3 bad string, 4-7 next(count[op & 7]) with counts 1, 0, 2, 5, 1e9, -3, inf, 2.5
+    ops_sets = [b"", b"\x00", b"\x82\x83\x84\x86", b"\x40\x60\x80\x81\x85\x87"]
+    for i, (name, msg) in enumerate(MESSAGES.items()):
+        ops = ops_sets[i % len(ops_sets)]
+        write("fuzz_reader", name, bytes([len(ops)]) + ops + msg)
+
+    # fuzz_roundtrip: [cfg][tag + data]...; cfg & 7 picks the size, (cfg >> 3) % 5 the grow
+    rt = {
+        "all-kinds-grow2": bytes([4 << 3 | 6]) + b"\x00\x01\x11\x02\x05\x22\xfb"
+        + b"\x03" + struct.pack("<q", -5) + b"\x04" + struct.pack("<d", 2.5)
+        + b"\x05\x05hello" + b"\x06" + struct.pack("<Q", 7) + b"\x07" + struct.pack("<Q", 9)
+        + b"\x08\x03\x04\x02" + b"abcdefgh",
+        "fixed-small": bytes([0 << 3 | 3]) + b"\x05\x0ahelloworld" + b"\x05\x03abc" * 4,
+        "grow-half": bytes([1 << 3 | 1]) + b"\x15\x02\x05" + b"q" * 80,
+        "edges": bytes([4 << 3 | 5]) + b"\x02\x00\x12\x00\x22\x00\x62\x00\x72\x00",
+    }
+    for name, data in rt.items():
+        write("fuzz_roundtrip", name, data)
+
+    # fuzz_ops: op bytes (see fuzz/ops.lua: op = byte % 24) with their argument bytes
+    ops = {
+        "buffer-fifo": bytes([0, 1, 7, 0, 5, 0, 7, 0, 9, 0, 12, 0, 12, 0, 23]),
+        "listener-rr": bytes([2, 0, 3, 0, 0, 3, 0, 0, 7, 0, 3, 0, 7, 1, 4, 0, 7, 0, 3, 0, 18, 0, 0, 18, 0, 0, 18, 0, 0, 23]),
+        "orphan": bytes([2, 0, 3, 0, 0, 7, 0, 0, 5, 0, 6, 0, 0, 18, 0, 0, 18, 0, 0]),
+        "abort": bytes([0, 1, 7, 0, 5, 0, 21, 1, 7, 0, 7, 0, 12, 0, 21, 0, 12, 0, 16, 0, 1, 7, 0, 5, 0]),
+        "close": bytes([2, 0, 3, 0, 0, 7, 0, 4, 0, 20, 0, 0, 7, 0, 4, 0, 18, 0, 15, 0, 0, 0]),
+        "fixed": bytes([0, 1, 7, 0, 40, 0, 7, 0, 40, 0, 11, 0, 60, 0, 14, 0]),
+        "names": bytes([0, 0, 0, 0, 5, 0, 5, 4, 2, 0, 0, 3, 0, 3]),
+    }
+    for name, data in ops.items():
+        write("fuzz_ops", name, data)
+
+
+if __name__ == "__main__":
+    main()
