@@ -357,7 +357,7 @@ end
 io.stdout:setvbuf("line")
 local todo = {}
 for _, m in ipairs(measures) do
-    if selected(m.id) then m.values = {}; todo[#todo + 1] = m end
+    if selected(m.id) then m.values, m.cores = {}, {}; todo[#todo + 1] = m end
 end
 local tstart = now()
 print(("mtmsg bench: %d runs, scale %g, %s"):format(RUNS, SCALE, mtmsg._INFO))
@@ -366,8 +366,13 @@ for r = 1, RUNS do
     for _, m in ipairs(todo) do
         collectgarbage()
         collectgarbage()
+        -- cores: process CPU time / wall time over the whole measurement (threads
+        -- included): 2 threads that never wait show ~2; other load on the machine or
+        -- sleeping in the kernel show as less.
+        local c0, w0 = cbase.proccpu(), now()
         local v = m.f()
-        m.values[r] = v
+        local c1, w1 = cbase.proccpu(), now()
+        m.values[r], m.cores[r] = v, (c1 - c0) / (w1 - w0)
         line[#line + 1] = ("%s %s %s"):format(m.id, m.name, fmtnum(v))
     end
     print(("run %d/%d (%.0f s): %s"):format(r, RUNS, now() - tstart, table.concat(line, ", ")))
@@ -408,23 +413,26 @@ end
 local byname = {}
 for _, m in ipairs(todo) do byname[m.id .. "." .. m.name] = m end
 
-local csv = { "kind,scenario,name,unit,median,min,max,target,verdict,values" }
+local csv = { "kind,scenario,name,unit,median,min,max,target,verdict,values,cores" }
 local md = {}
 local function add(t, s) t[#t + 1] = s end
 
-add(md, "| Scenario | Measurement | Unit | Median | Min | Max |")
-add(md, "|---|---|---|---:|---:|---:|")
+add(md, "| Scenario | Measurement | Unit | Median | Min | Max | Cores used |")
+add(md, "|---|---|---|---:|---:|---:|---:|")
 print()
-print(("%-4s %-20s %-14s %12s %12s %12s"):format("", "measurement", "unit", "median", "min", "max"))
+print(("%-4s %-20s %-14s %12s %12s %12s %6s"):format("", "measurement", "unit", "median", "min", "max", "cores"))
 for _, m in ipairs(todo) do
     local med, lo, hi = median(m.values), minmax(m.values)
     m.median = med
     local vals = {}
     for k, v in ipairs(m.values) do vals[k] = ("%.6g"):format(v) end
-    add(csv, ("measure,%s,%s,%s,%.6g,%.6g,%.6g,,,%s"):format(m.id, m.name, m.unit, med, lo, hi,
-                                                            table.concat(vals, ";")))
-    add(md, ("| %s | %s | %s | %s | %s | %s |"):format(m.id, m.name, m.unit, fmtnum(med), fmtnum(lo), fmtnum(hi)))
-    print(("%-4s %-20s %-14s %12s %12s %12s"):format(m.id, m.name, m.unit, fmtnum(med), fmtnum(lo), fmtnum(hi)))
+    local cores = median(m.cores)
+    add(csv, ("measure,%s,%s,%s,%.6g,%.6g,%.6g,,,%s,%.2f"):format(m.id, m.name, m.unit, med, lo, hi,
+                                                            table.concat(vals, ";"), cores))
+    add(md, ("| %s | %s | %s | %s | %s | %s | %.2f |"):format(m.id, m.name, m.unit, fmtnum(med),
+                                                          fmtnum(lo), fmtnum(hi), cores))
+    print(("%-4s %-20s %-14s %12s %12s %12s %6.2f"):format(m.id, m.name, m.unit, fmtnum(med),
+                                                         fmtnum(lo), fmtnum(hi), cores))
 end
 
 add(md, "")
@@ -476,6 +484,16 @@ if idle.proc then
              .. "%.4f s including its wake-up."):format(idle.wall, idle.proc, tostring(idle.ticks),
                                                        idle.thread))
 end
+
+local function loadavg()
+    local f = io.open("/proc/loadavg")
+    if not f then return "?" end
+    local s = f:read("l"); f:close()
+    return (s:match("^(%S+ %S+ %S+)"))
+end
+add(md, "")
+add(md, ("Load average at the end of the run: %s (1, 5, 15 min; %d CPUs)."):format(loadavg(),
+                                                                                thread.ncpu()))
 
 local function write(path, lines)
     local f = assert(io.open(path, "w"))

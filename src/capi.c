@@ -25,6 +25,12 @@
 #define MTMSG_NOTIFIER_ERRMAX 1024
 #endif
 
+/* Notifier calls nested in one thread (a buffer notifying itself or a ring of buffers
+ * would otherwise recurse until the C stack overflows). */
+#if !defined(MTMSG_NOTIFIER_DEPTH)
+#define MTMSG_NOTIFIER_DEPTH 16
+#endif
+
 /* mtmsg's code for "the operation succeeded, but the buffer's notifier failed". */
 #define CAPI_RC_NOTIFIER 999
 
@@ -95,14 +101,24 @@ static void disconnect(const MsgFire *f, const notify_capi *api) {
     if (drop) api->releaseNotifier(f->n);           /* the connection's reference */
 }
 
+static MTMSG_THREAD_LOCAL int fire_depth;     /* notifier calls active in this thread */
+
 /* Makes the call; 0, or 1 with the error text in *e. */
 static int fire(MsgFire *f, NotifierError *e) {
+    static const char toodeep[] = "notifier calls nested too deeply";
     const notify_capi *api = f->api;
     int rc;
     e->calls = 0;
     e->len = 0;
     f->api = NULL;
+    if (fire_depth >= MTMSG_NOTIFIER_DEPTH) {
+        api->releaseNotifier(f->n);
+        err_collect(e, toodeep, sizeof toodeep - 1);
+        return 1;
+    }
+    fire_depth++;
     rc = api->notify(f->n, err_collect, e);
+    fire_depth--;
     if (rc == 1 && f->b) disconnect(f, api);
     api->releaseNotifier(f->n);                     /* the call's reference */
     if (rc == 0 || rc == 1) return 0;

@@ -65,8 +65,12 @@ lua_Integer mtmsg_checkinteger(lua_State *L, int arg) {
 #if MTMSG_HAS_INTEGERS
     return luaL_checkinteger(L, arg);
 #else
+    /* 2^63 for a 64-bit lua_Integer; converting NaN, inf or anything outside
+     * [-2^63, 2^63) is undefined behaviour (UBSan float-cast-overflow) */
+    const lua_Number lim = (lua_Number)((lua_Integer)1 << (sizeof(lua_Integer) * 8 - 2)) * 2;
     lua_Number n = luaL_checknumber(L, arg);
-    if (n != floor(n)) luaL_argerror(L, arg, "number has no integer representation");
+    if (!(n == floor(n) && n >= -lim && n < lim))
+        luaL_argerror(L, arg, "number has no integer representation");
     return (lua_Integer)n;
 #endif
 }

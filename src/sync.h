@@ -31,6 +31,7 @@ typedef pthread_cond_t MtCond;
 
 #if defined(__GNUC__) || defined(__clang__)
 #define MTMSG_ATOMIC_BACKEND "gcc-atomic-builtins"
+#define MTMSG_THREAD_LOCAL __thread         /* storage class of per-thread variables */
 #else
 #error "mtmsg: needs GCC/Clang __atomic builtins (C11 stdatomic backend not written yet)"
 #endif

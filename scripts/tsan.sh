@@ -1,0 +1,38 @@
+#!/bin/sh
+# make tsan: the multi-threaded specs (every spec that starts threads, the stress test
+# included) on Lua 5.4 under ThreadSanitizer (clang; module and test modules
+# instrumented, Debian's liblua not: each lua_State is used by one thread only).
+# MTMSG_STRESS_SECONDS=n makes the stress part a long run. Zero reports required.
+# Last line: "tsan: PASS ..." or "tsan: FAIL ...".
+SAN_NAME=tsan
+. "$(dirname "$0")/sanenv.sh"
+need_pkgs "clang libclang-rt-14-dev"
+
+SAN="-fsanitize=thread"
+export VARIANT=-tsan CC="$CLANG" OPT="-O1 -g -fno-omit-frame-pointer" \
+       EXTRA_CFLAGS="$SAN" EXTRA_LDFLAGS="$SAN"
+B=build/$MTMSG_LUAV$VARIANT
+rm -rf "$B"
+make --no-print-directory -s LUA=$MTMSG_LUAV testmods || { echo "tsan: FAIL (build)"; exit 1; }
+build_host "$B" "$SAN"
+
+# The specs that start threads (testthread or native threads of the C API probe).
+SPECS=${TSAN_SPECS:-$(grep -lE 'testthread|H\.thread|capiprobe' tests/*_spec.lua | tr '\n' ' ')}
+export SPECS
+# halt_on_error=0: report every race, the exit code fails the run (checked below too).
+export TSAN_OPTIONS="halt_on_error=0:exitcode=66:allocator_may_return_null=1:second_deadlock_stack=1:history_size=4:suppressions=$PWD/scripts/tsan.supp"
+
+log=$B/tsan.log
+start=$(date +%s)
+MTMSG_LUA=$B/luahost sh tests/run.sh $MTMSG_LUAV >"$log" 2>&1
+rc=$?
+sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -v '^[●◼✱]*$' | tail -n 40
+summary=$(tail -n 1 "$log")
+reports=$(grep -c 'WARNING: ThreadSanitizer' "$log")
+echo "tsan: specs: $SPECS"
+echo "tsan: $summary, $reports ThreadSanitizer reports, $(( $(date +%s) - start )) s"
+if [ "$rc" != 0 ] || [ "$reports" != 0 ]; then
+    echo "tsan: FAIL (full log in $log)"
+    exit 1
+fi
+echo "tsan: PASS ($summary; 0 ThreadSanitizer reports)"
