@@ -90,6 +90,7 @@ static const luaL_Reg module_funcs[] = {
 MTMSG_API int luaopen_mtmsg(lua_State *L);
 MTMSG_API int luaopen_mtmsg(lua_State *L) {
     MemBuf *scratch;
+    mtmsg_sync_pinmodule();
     lua_newtable(L);                                    /* module */
     scratch = lua_newuserdatauv(L, sizeof *scratch, 0); /* module, scratch */
     mtmsg_membuf_init(scratch, 256, 2);

@@ -2,7 +2,10 @@
  * POSIX implementation of the threads layer declared in sync.h. Condition
  * variables wait on CLOCK_MONOTONIC, so wall-clock changes do not move deadlines.
  */
+#define _GNU_SOURCE             /* dladdr, RTLD_NODELETE */
 #include "sync.h"
+
+#include <dlfcn.h>
 
 #include <errno.h>
 #include <math.h>
@@ -66,3 +69,15 @@ static double clock_read(clockid_t id) {
 
 double mtmsg_clock_mono(void) { return clock_read(CLOCK_MONOTONIC); }
 double mtmsg_clock_wall(void) { return clock_read(CLOCK_REALTIME); }
+
+/* Once per process: opens our own shared object again with RTLD_NODELETE, so that it
+ * stays mapped after every lua_State that loaded it is closed. Buffers can outlive the
+ * states (C API retains, threads), and the C API records and notifier calls point into
+ * this library, so unloading it would leave dangling code pointers. */
+static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
+static void pin(void) {
+    Dl_info info;
+    if (dladdr((void *)&mtmsg_sync_pinmodule, &info) && info.dli_fname)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
+}
+void mtmsg_sync_pinmodule(void) { pthread_once(&pin_once, pin); }

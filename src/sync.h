@@ -39,6 +39,9 @@ typedef pthread_cond_t MtCond;
 /* A failed sync primitive is a bug, not a Lua error: print and abort. */
 void mtmsg_sync_abort(int rc, const char *file, int line);
 
+/* Keeps this module loaded until the process ends (see sync.c). */
+void mtmsg_sync_pinmodule(void);
+
 void mtmsg_mutex_init(MtMutex *m);
 void mtmsg_mutex_destroy(MtMutex *m);
 void mtmsg_mutex_lock(MtMutex *m);
