@@ -361,6 +361,10 @@ for _, m in ipairs(measures) do
 end
 local tstart = now()
 print(("mtmsg bench: %d runs, scale %g, %s"):format(RUNS, SCALE, mtmsg._INFO))
+-- How many cores two busy threads get right now: about 2 on an idle 2-CPU machine,
+-- less when other jobs run. Taken before and after the runs.
+local spin_before = cbase.spincores(2, 0.25)
+print(("two busy threads get %.2f cores"):format(spin_before))
 for r = 1, RUNS do
     local line = {}
     for _, m in ipairs(todo) do
@@ -403,9 +407,9 @@ if not ONLY or selected("idle") then
     local ok, tcpu, msg = ths[1]:join(WAIT)
     if not ok or msg ~= "wake" then error("idle waiter failed: " .. tostring(tcpu)) end
     idle = { wall = w1 - w0, proc = p1 - p0, ticks = k0 and (k1 - k0), thread = tcpu }
-    print(("idle: one thread blocked in nextmsg() for %.2f s: process CPU %.6f s "
-           .. "(/proc/self/stat: %s ticks), waiter thread CPU %.6f s (incl. wake-up)")
-          :format(idle.wall, idle.proc, tostring(idle.ticks), idle.thread))
+    print(("idle: one thread blocked in nextmsg() for %.2f s: process CPU %.0f us "
+           .. "(/proc/self/stat: %s ticks), waiter thread CPU %.0f us (incl. wake-up)")
+          :format(idle.wall, idle.proc * 1e6, tostring(idle.ticks), idle.thread * 1e6))
 end
 
 -- ===== Report =====
@@ -480,9 +484,9 @@ if idle.proc then
         idle.thread < 0.01 and "yes" or "NO"))
     add(md, "")
     add(md, ("Idle waiter: a thread blocked in `nextmsg()` for %.2f s while the main thread sleeps: "
-             .. "process CPU %.4f s (/proc/self/stat utime+stime: %s ticks), waiter thread CPU "
-             .. "%.4f s including its wake-up."):format(idle.wall, idle.proc, tostring(idle.ticks),
-                                                       idle.thread))
+             .. "process CPU %.0f µs (/proc/self/stat utime+stime: %s ticks of 10 ms), waiter "
+             .. "thread CPU %.0f µs including its wake-up."):format(idle.wall, idle.proc * 1e6,
+                                                             tostring(idle.ticks), idle.thread * 1e6))
 end
 
 local function loadavg()
@@ -491,9 +495,13 @@ local function loadavg()
     local s = f:read("l"); f:close()
     return (s:match("^(%S+ %S+ %S+)"))
 end
+local spin_after = cbase.spincores(2, 0.25)
 add(md, "")
-add(md, ("Load average at the end of the run: %s (1, 5, 15 min; %d CPUs)."):format(loadavg(),
-                                                                                thread.ncpu()))
+add(md, ("Two busy threads got %.2f cores before the runs and %.2f after; load average at "
+         .. "the end: %s (1, 5, 15 min; %d CPUs)."):format(spin_before, spin_after, loadavg(),
+                                                         thread.ncpu()))
+add(csv, ("env,cores,two busy threads before/after,cores,%.2f,%.2f,%.2f,,,"):format(
+    (spin_before + spin_after) / 2, math.min(spin_before, spin_after), math.max(spin_before, spin_after)))
 
 local function write(path, lines)
     local f = assert(io.open(path, "w"))

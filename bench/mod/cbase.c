@@ -23,6 +23,8 @@
  *   cbase.now()            monotonic clock, seconds
  *   cbase.threadcpu()      CPU seconds used by the calling thread
  *   cbase.proccpu()        CPU seconds used by the whole process
+ *   cbase.spincores(n, s)  runs n threads that only compute for s seconds; returns the
+ *                          process CPU time / wall time: the cores we actually get
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -467,6 +469,32 @@ static int l_s5(lua_State *L) {
     return 1;
 }
 
+static void *spinner(void *ud) {
+    double until = *(const double *)ud;
+    volatile unsigned long x = 0;
+    while (clock_secs(CLOCK_MONOTONIC) < until) {
+        int k;
+        for (k = 0; k < 10000; k++) x++;
+    }
+    return NULL;
+}
+
+static int l_spincores(lua_State *L) {
+    int n = (int)luaL_checkinteger(L, 1), k;
+    double secs = luaL_checknumber(L, 2), c0, w0, until;
+    pthread_t t[16];
+    luaL_argcheck(L, n >= 1 && n <= 16, 1, "1..16 threads");
+    c0 = clock_secs(CLOCK_PROCESS_CPUTIME_ID);
+    w0 = clock_secs(CLOCK_MONOTONIC);
+    until = w0 + secs;
+    for (k = 0; k < n; k++)
+        if (pthread_create(&t[k], NULL, spinner, &until) != 0) die("pthread_create");
+    for (k = 0; k < n; k++) pthread_join(t[k], NULL);
+    lua_pushnumber(L, (clock_secs(CLOCK_PROCESS_CPUTIME_ID) - c0)
+                      / (clock_secs(CLOCK_MONOTONIC) - w0));
+    return 1;
+}
+
 static int l_now(lua_State *L) { lua_pushnumber(L, clock_secs(CLOCK_MONOTONIC)); return 1; }
 static int l_threadcpu(lua_State *L) { lua_pushnumber(L, clock_secs(CLOCK_THREAD_CPUTIME_ID)); return 1; }
 static int l_proccpu(lua_State *L) { lua_pushnumber(L, clock_secs(CLOCK_PROCESS_CPUTIME_ID)); return 1; }
@@ -475,7 +503,8 @@ EXPORT int luaopen_cbase(lua_State *L);
 EXPORT int luaopen_cbase(lua_State *L) {
     static const luaL_Reg funcs[] = {
         {"s2", l_s2}, {"s3", l_s3}, {"s4", l_s4}, {"s5", l_s5}, {"now", l_now},
-        {"threadcpu", l_threadcpu}, {"proccpu", l_proccpu}, {NULL, NULL}
+        {"threadcpu", l_threadcpu}, {"proccpu", l_proccpu}, {"spincores", l_spincores},
+        {NULL, NULL}
     };
     lua_newtable(L);
 #if LUA_VERSION_NUM < 502
