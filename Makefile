@@ -90,6 +90,13 @@ clean:
 	rm -rf build mtmsg.so
 
 # Reliability and speed (see docs/RELIABILITY.md and docs/BENCHMARKS.md)
+#   make asan        suite under ASan+UBSan+LSan, then failalloc under ASan
+#   make tsan        threaded specs + stress under TSan (MTMSG_STRESS_SECONDS=n: long)
+#   make valgrind    suite under memcheck
+#   make fuzz        each libFuzzer target FUZZ_SECONDS (default 10) from its corpus
+#   make failalloc   allocation-failure injection alone (FAILALLOC=plain: no sanitizer)
+#   make stress      the stress spec alone, long (MTMSG_STRESS_SECONDS, default 60)
+.PHONY: failalloc stress
 asan:
 	@sh scripts/asan.sh
 tsan:
@@ -98,5 +105,9 @@ valgrind:
 	@sh scripts/valgrind.sh
 fuzz:
 	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
+failalloc:
+	@sh scripts/failalloc.sh $(FAILALLOC)
+stress: testmods
+	@MTMSG_STRESS_SECONDS=$${MTMSG_STRESS_SECONDS:-60} SPECS=tests/stress_spec.lua sh tests/run.sh $(LUA)
 bench:
 	@sh bench/run.sh

@@ -21,6 +21,7 @@ static void buffer_setabort(MsgObject *o, int flag) {
     MsgBuffer *b = (MsgBuffer *)o;
     mtmsg_mutex_lock(b->mutex);
     b->aborted = flag;
+    mtmsg_atomic_bump_locked(&b->seq);
     if (flag) mtmsg_cond_broadcast(&b->cond);
     mtmsg_mutex_unlock(b->mutex);
 }
@@ -51,6 +52,7 @@ MsgBuffer *mtmsg_buffer_new(MsgListener *l, const char *name, size_t namelen,
     if (l) b->mutex = &l->mutex;
     else { mtmsg_mutex_init(&b->own_mutex); b->mutex = &b->own_mutex; }
     mtmsg_cond_init(&b->cond);
+    mtmsg_spin_init(&b->spin);
     *st = mtmsg_registry_add(&b->obj, l ? buffer_attach : NULL, b);
     if (*st != MSG_OK) {
         b->listener = NULL;              /* never attached */
@@ -102,6 +104,8 @@ void mtmsg_buffer_release(MsgBuffer *b) {
  * something to take. Called with the mutex held, after the queue changed. */
 static void wake_locked(MsgBuffer *b) {
     if (b->msgcnt == 0) return;
+    mtmsg_atomic_bump_locked(&b->seq);
+    if (b->listener) mtmsg_atomic_bump_locked(&b->listener->seq);
     if (b->nwaiters) mtmsg_cond_signal(&b->cond);
     if (b->listener && b->listener->nwaiters) mtmsg_cond_signal(&b->listener->cond);
 }
@@ -172,6 +176,8 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
                             const CarrayReuse *check, MsgFire *fire) {
     MsgStatus st;
     double deadline = -1;
+    int spun = 0;
+    unsigned long long spun_at = 0;
     fire->api = NULL;
     if (nonblock) { if (!mtmsg_mutex_trylock(b->mutex)) return MSG_BUSY; }
     else mtmsg_mutex_lock(b->mutex);
@@ -180,6 +186,16 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
         if (b->aborted) { st = MSG_ABORTED; break; }
         if (b->msgcnt > 0) { st = mtmsg_buffer_pop_locked(b, out, check, fire); break; }
         if (timeout == 0) { st = MSG_EMPTY; break; }
+        if (!spun) {                 /* once per call: spin briefly before sleeping */
+            size_t seen = mtmsg_atomic_load(&b->seq);
+            MtSpin sp = b->spin;
+            spun = 1;
+            if (timeout > 0) deadline = mtmsg_clock_mono() + timeout;
+            mtmsg_mutex_unlock(b->mutex);
+            mtmsg_spin(&sp, &b->seq, seen, timeout, &spun_at);
+            mtmsg_mutex_lock(b->mutex);
+            continue;                /* look again under the lock before sleeping */
+        }
         b->nwaiters++;
         if (timeout < 0) mtmsg_cond_wait(&b->cond, b->mutex);
         else {
@@ -190,6 +206,7 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
         }
         b->nwaiters--;
     }
+    if (spun) mtmsg_spin_learn(&b->spin, spun_at);
     mtmsg_mutex_unlock(b->mutex);
     return st;
 }
@@ -203,7 +220,7 @@ BufferHandle *mtmsg_buffer_test(lua_State *L, int idx) {
 }
 
 BufferHandle *mtmsg_buffer_check(lua_State *L, int idx) {
-    BufferHandle *h = luaL_checkudata(L, idx, MTMSG_BUFFER_MT);
+    BufferHandle *h = mtmsg_checkclass(L, idx, MTMSG_BUFFER_MT);
     if (!h->b) luaL_argerror(L, idx, "buffer expected");    /* half-constructed */
     return h;
 }
@@ -412,38 +429,39 @@ int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, CarrayReuse *reuse) {
  * message waits in it while Lua allocates (notifier errors, carray creation, the
  * decoded values), and any Lua allocation may run __gc finalizers that call mtmsg
  * functions of this Lua state, which encode into the scratch, grow or free it. So each
- * of the two methods keeps its own MemBuf userdata in its upvalue 2, set to nil while
- * in use (a nested call makes a new one). Pushes it; on a Lua error it is garbage and
- * its __gc (the scratch metatable's) frees what it holds. */
+ * of the two methods keeps its own buffer (a userdata in upvalue 2) with a busy flag;
+ * a nested call finds it busy and uses a temporary userdata on the stack, which the
+ * garbage collector frees even when a Lua error unwinds. If a Lua error escapes while
+ * the upvalue's buffer is busy (a memory error while decoding), it stays busy and later
+ * calls use temporaries: still correct, only slower. */
+typedef struct RecvBuf { MemBuf mb; int busy; } RecvBuf;
+
 MemBuf *mtmsg_buffer_recvbuf(lua_State *L) {
-    MemBuf *mb;
-    if (lua_type(L, lua_upvalueindex(2)) == LUA_TUSERDATA) {
-        lua_pushvalue(L, lua_upvalueindex(2));              /* recvbuf */
-        lua_pushnil(L);
-        lua_replace(L, lua_upvalueindex(2));                /* in use */
-        return (MemBuf *)lua_touserdata(L, -1);
-    }
-    mb = (MemBuf *)lua_newuserdatauv(L, sizeof *mb, 0);
-    mtmsg_membuf_init(mb, 256, 2);
+    RecvBuf *rb = (RecvBuf *)lua_touserdata(L, lua_upvalueindex(2));
+    int first = rb == NULL;
+    if (rb && !rb->busy) { rb->busy = 1; return &rb->mb; }    /* nothing pushed */
+    rb = (RecvBuf *)lua_newuserdatauv(L, sizeof *rb, 0);
+    mtmsg_membuf_init(&rb->mb, 256, 2);
+    rb->busy = 1;
     lua_getmetatable(L, lua_upvalueindex(1));               /* the scratch's */
     lua_setmetatable(L, -2);
-    return mb;
+    if (first && lua_type(L, lua_upvalueindex(2)) == LUA_TNIL) {
+        lua_replace(L, lua_upvalueindex(2));                /* keep it; nothing pushed */
+    }
+    return &rb->mb;                                         /* else: a temporary at top */
 }
 
-/* Gives the receive buffer at stack index idx back to upvalue 2 (if free) and removes
- * it from the stack. */
+/* Frees the receive buffer for the next call, or drops the temporary at idx. */
 static void release_recvbuf(lua_State *L, int idx, MemBuf *mb) {
+    RecvBuf *rb = (RecvBuf *)lua_touserdata(L, lua_upvalueindex(2));
     mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
-    if (lua_type(L, lua_upvalueindex(2)) == LUA_TNIL) {     /* (NONE: no such upvalue) */
-        lua_pushvalue(L, idx);
-        lua_replace(L, lua_upvalueindex(2));
-    }
-    lua_remove(L, idx);
+    if (rb && mb == &rb->mb) rb->busy = 0;
+    else lua_remove(L, idx);
 }
 
 int mtmsg_buffer_takeresult(lua_State *L, MsgStatus st, MsgObject *o, MemBuf *mb,
                             CarrayReuse *reuse) {
-    int n, idx = lua_gettop(L);                         /* recvbuf */
+    int n, idx = lua_gettop(L);                         /* the temporary, if any */
     switch (st) {
     case MSG_OK: break;
     case MSG_EMPTY: case MSG_BUSY:
@@ -497,6 +515,7 @@ static int buffer_close(lua_State *L) {
     if (!b->closed) {
         b->closed = 1;
         mtmsg_buffer_empty_locked(b, 1);
+        mtmsg_atomic_bump_locked(&b->seq);
         mtmsg_cond_broadcast(&b->cond);
     }
     mtmsg_mutex_unlock(b->mutex);

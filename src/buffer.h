@@ -37,6 +37,9 @@ typedef struct MsgBuffer {
     size_t msgcnt;                      /* guarded by: mutex */
     int closed, aborted;                /* guarded by: mutex */
     int nwaiters;                       /* guarded by: mutex; threads in cond wait */
+    MtAtomic seq;                       /* written under mutex, also read by spinning
+                                           takers: bumped when there is news for them */
+    MtSpin spin;                        /* guarded by: mutex */
     int orphan;                         /* guarded by: mutex; no user refs, messages left */
     int in_ready;                       /* guarded by: mutex; in listener's ready list */
     struct MsgBuffer *ready_next, *ready_prev;    /* guarded by: mutex */

@@ -118,6 +118,13 @@ void mtmsg_carray_checkreuse(lua_State *L, int first, int last, CarrayReuse *reu
     reuse->first = reuse->next = first;
     reuse->last = last;
     reuse->ntypes = 0;
+    if (first > last) {
+        /* No reuse list, no registry lookup: `ready` stays 0, the take checks the
+         * message (cheap, see neednew) and loads the API only when an array arrives
+         * (MSG_NEEDCARRAY, then mtmsg_carray_load finds it cached). */
+        reuse->ready = 0;
+        return;
+    }
     for (i = first; i <= last; i++) {
         carray_info info;
         const carray_capi *api;
@@ -137,6 +144,9 @@ int mtmsg_carray_neednew(const CarrayReuse *reuse, const char *p, size_t len, si
                          int max) {
     MsgValue v;
     int n = 0, k = 0;
+    /* Fast path: no array tag byte anywhere means no array element (small payloads
+     * only: memchr over a big one would cost more than the element walk). */
+    if (len - pos <= 256 && !memchr(p + pos, TAG_ARRAY, len - pos)) return 0;
     while (max < 0 || n < max) {
         if (mtmsg_codec_next(p, len, &pos, &v) <= 0) break;
         n++;

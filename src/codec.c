@@ -194,7 +194,37 @@ MsgStatus mtmsg_codec_encode(lua_State *L, int first, int last, MemBuf *out,
     int i;
     for (i = first; i <= last; i++) {
         MsgStatus st;
-        switch (lua_type(L, i)) {
+        int t = lua_type(L, i);
+        /* Fast path: nil, booleans, small integers and short strings straight into
+         * reserved room (at most 32 bytes each). */
+        if (t <= LUA_TSTRING && out->data && out->cap - out->start - out->len >= 32) {
+            char *p = out->data + out->start + out->len;
+            if (t == LUA_TBOOLEAN) { *p = lua_toboolean(L, i) ? TAG_TRUE : TAG_FALSE; out->len++; continue; }
+            if (t == LUA_TNIL) { *p = TAG_NIL; out->len++; continue; }
+            if (t == LUA_TNUMBER && lua_isinteger(L, i)) {
+                long long n = (long long)lua_tointeger(L, i);
+                if (n >= 0 && n <= MTMSG_SMALLINT_MAX) { *p = (char)(TAG_SMALLINT + n); out->len++; continue; }
+                else {
+                    unsigned long long z = ((unsigned long long)n << 1) ^ (unsigned long long)(n >> 63);
+                    *p = TAG_INT;
+                    size_t k = 1;
+                    while (z >= 0x80) { p[k++] = (char)((z & 0x7f) | 0x80); z >>= 7; }
+                    p[k++] = (char)z;
+                    out->len += k;
+                    continue;
+                }
+            } else if (t == LUA_TSTRING) {
+                size_t len;
+                const char *s = lua_tolstring(L, i, &len);
+                if (len <= MTMSG_SHORTSTR_MAX) {
+                    *p = (char)(TAG_SHORTSTR + len);
+                    memcpy(p + 1, s, len);
+                    out->len += 1 + len;
+                    continue;
+                }
+            }
+        }
+        switch (t) {
         case LUA_TNIL: st = mtmsg_codec_putnil(out); break;
         case LUA_TBOOLEAN: st = mtmsg_codec_putbool(out, lua_toboolean(L, i)); break;
         case LUA_TNUMBER: {
@@ -243,10 +273,36 @@ int mtmsg_codec_decode(lua_State *L, const char *p, size_t len, size_t *pos, int
     int n = 0;
     MsgValue v;
     while (max < 0 || n < max) {
-        int r = mtmsg_codec_next(p, len, pos, &v);
+        int r;
+        if ((n & 31) == 0 && *pos < len) luaL_checkstack(L, 34, "too many message elements");
+        if (*pos < len) {               /* fast path: one-byte tags and short strings */
+            unsigned char tag = (unsigned char)p[*pos];
+            if (tag >= TAG_SMALLINT) {
+                mtmsg_pushinteger(L, (lua_Integer)(tag - TAG_SMALLINT));
+                (*pos)++; n++; continue;
+            }
+            if (tag >= TAG_SHORTSTR) {
+                size_t sl = tag - TAG_SHORTSTR;
+                if (sl > MTMSG_SHORTSTR_MAX || sl > len - *pos - 1) return -1;
+                lua_pushlstring(L, p + *pos + 1, sl);
+                *pos += 1 + sl; n++; continue;
+            }
+            if (tag <= TAG_TRUE) {
+                if (tag == TAG_NIL) lua_pushnil(L);
+                else lua_pushboolean(L, tag == TAG_TRUE);
+                (*pos)++; n++; continue;
+            }
+            if (tag == TAG_INT) {
+                unsigned long long z;
+                size_t at = *pos + 1;
+                if (!mtmsg_codec_getvarint(p, len, &at, &z)) return -1;
+                mtmsg_pushinteger(L, (lua_Integer)((long long)(z >> 1) ^ -(long long)(z & 1)));
+                *pos = at; n++; continue;
+            }
+        }
+        r = mtmsg_codec_next(p, len, pos, &v);
         if (r == 0) break;
         if (r < 0) return -1;
-        if ((n & 31) == 0) luaL_checkstack(L, 34, "too many message elements");
         switch (v.type) {
         case VAL_NIL: lua_pushnil(L); break;
         case VAL_BOOL: lua_pushboolean(L, v.u.b); break;

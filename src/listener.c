@@ -83,7 +83,9 @@ static void listener_setabort(MsgObject *o, int flag) {
     MsgBuffer *b;
     mtmsg_mutex_lock(&l->mutex);
     l->aborted = flag;
+    mtmsg_atomic_bump_locked(&l->seq);
     for (b = l->members; b; b = b->member_next) {
+        mtmsg_atomic_bump_locked(&b->seq);
         b->aborted = flag;
         if (flag) mtmsg_cond_broadcast(&b->cond);
     }
@@ -99,6 +101,7 @@ static MsgListener *listener_new(const char *name, size_t namelen, MsgStatus *st
     if (*st != MSG_OK) { mtmsg_free(l); return NULL; }
     mtmsg_mutex_init(&l->mutex);
     mtmsg_cond_init(&l->cond);
+    mtmsg_spin_init(&l->spin);
     *st = mtmsg_registry_add(&l->obj, NULL, NULL);
     if (*st != MSG_OK) { mtmsg_listener_free(l); return NULL; }
     return l;
@@ -130,6 +133,8 @@ MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double 
                               const CarrayReuse *check, MsgFire *fire) {
     MsgStatus st;
     MsgBuffer *drained = NULL;
+    int spun = 0;
+    unsigned long long spun_at = 0;
     double deadline = -1;
     fire->api = NULL;
     if (nonblock) { if (!mtmsg_mutex_trylock(&l->mutex)) return MSG_BUSY; }
@@ -155,6 +160,16 @@ MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double 
         }
         if (l->nlive == 0) { st = MSG_NOBUFFERS; break; }
         if (timeout == 0) { st = MSG_EMPTY; break; }
+        if (!spun) {                 /* once per call: spin briefly before sleeping */
+            size_t seen = mtmsg_atomic_load(&l->seq);
+            MtSpin sp = l->spin;
+            spun = 1;
+            if (timeout > 0) deadline = mtmsg_clock_mono() + timeout;
+            mtmsg_mutex_unlock(&l->mutex);
+            mtmsg_spin(&sp, &l->seq, seen, timeout, &spun_at);
+            mtmsg_mutex_lock(&l->mutex);
+            continue;                /* look again under the lock before sleeping */
+        }
         l->nwaiters++;
         if (timeout < 0) mtmsg_cond_wait(&l->cond, &l->mutex);
         else {
@@ -165,6 +180,7 @@ MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double 
         }
         l->nwaiters--;
     }
+    if (spun) mtmsg_spin_learn(&l->spin, spun_at);
     mtmsg_mutex_unlock(&l->mutex);
     if (drained) mtmsg_buffer_free(drained);
     return st;
@@ -178,7 +194,7 @@ ListenerHandle *mtmsg_listener_test(lua_State *L, int idx) {
 }
 
 static ListenerHandle *checklistener(lua_State *L, int idx) {
-    ListenerHandle *h = luaL_checkudata(L, idx, MTMSG_LISTENER_MT);
+    ListenerHandle *h = mtmsg_checkclass(L, idx, MTMSG_LISTENER_MT);
     if (!h->l) luaL_argerror(L, idx, "listener expected");
     return h;
 }
@@ -300,7 +316,9 @@ static int listener_close(lua_State *L) {
     mtmsg_mutex_lock(&l->mutex);
     if (!l->closed) {
         l->closed = 1;
+        mtmsg_atomic_bump_locked(&l->seq);
         for (b = l->members; b; b = b->member_next) {
+            mtmsg_atomic_bump_locked(&b->seq);
             b->closed = 1;
             mtmsg_buffer_empty_locked(b, 1);
             mtmsg_cond_broadcast(&b->cond);

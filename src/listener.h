@@ -19,6 +19,8 @@ typedef struct MsgListener {
     MtCond cond;                    /* listener:nextmsg waiters */
     int closed, aborted;            /* guarded by: mutex */
     int nwaiters;                   /* guarded by: mutex */
+    MtAtomic seq;                   /* as MsgBuffer.seq, for listener:nextmsg spinners */
+    MtSpin spin;                    /* guarded by: mutex */
     int unreferenced;               /* guarded by: mutex; user references gone */
     size_t nlive;                   /* guarded by: mutex; member buffers with user refs */
     size_t nbuf;                    /* guarded by: mutex; member buffers not yet freed */

@@ -56,7 +56,7 @@ static size_t grown_cap(const MemBuf *mb, size_t need) {
     return need;
 }
 
-MsgStatus mtmsg_membuf_reserve(MemBuf *mb, size_t n) {
+MsgStatus mtmsg_membuf_reserve_slow(MemBuf *mb, size_t n) {
     size_t need;
     if (n > (size_t)-1 - mb->len) return mb->grow == 0 ? MSG_TOO_BIG : MSG_NOMEM;
     need = mb->len + n;
@@ -110,9 +110,3 @@ MsgStatus mtmsg_membuf_reset(MemBuf *mb, size_t n) {
     return MSG_OK;
 }
 
-void mtmsg_membuf_shrink(MemBuf *mb, size_t keep) {
-    if (mb->data && mb->cap > keep) {
-        mtmsg_membuf_free(mb);
-        mb->cap = keep;
-    }
-}

@@ -37,11 +37,22 @@ void mtmsg_membuf_init(MemBuf *mb, size_t cap, double grow);
 void mtmsg_membuf_free(MemBuf *mb);
 /* Makes room for n more bytes after the used ones (moving data to the front when
  * that helps). MSG_OK, or MSG_FULL / MSG_TOO_BIG (fixed size), MSG_NOMEM. */
-MsgStatus mtmsg_membuf_reserve(MemBuf *mb, size_t n);
+MsgStatus mtmsg_membuf_reserve_slow(MemBuf *mb, size_t n);
+static inline MsgStatus mtmsg_membuf_reserve(MemBuf *mb, size_t n) {
+    /* fast path: room after the used bytes (start + len <= cap while data is set) */
+    if (mb->data && n <= mb->cap - mb->start - mb->len) return MSG_OK;
+    return mtmsg_membuf_reserve_slow(mb, n);
+}
 /* Empties the buffer and makes room for n bytes; on failure nothing changes. */
 MsgStatus mtmsg_membuf_reset(MemBuf *mb, size_t n);
 /* Frees the storage if it has grown beyond `keep` bytes (scratch buffers). */
-void mtmsg_membuf_shrink(MemBuf *mb, size_t keep);
+void mtmsg_membuf_free(MemBuf *mb);
+static inline void mtmsg_membuf_shrink(MemBuf *mb, size_t keep) {
+    if (mb->data && mb->cap > keep) {
+        mtmsg_membuf_free(mb);
+        mb->cap = keep;
+    }
+}
 
 /* data is NULL until the first reserve: no arithmetic on it then (NULL + 0 is undefined). */
 static inline char *mtmsg_membuf_end(MemBuf *mb) {

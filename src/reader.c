@@ -20,7 +20,7 @@ typedef struct Reader {
 } Reader;
 
 static Reader *checkreader(lua_State *L, int idx) {
-    return luaL_checkudata(L, idx, MTMSG_READER_MT);
+    return mtmsg_checkclass(L, idx, MTMSG_READER_MT);
 }
 
 static int m_newreader(lua_State *L) {

@@ -9,9 +9,11 @@
 
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CHECK(rc) do { int rc_ = (rc); if (rc_ != 0) mtmsg_sync_abort(rc_, __FILE__, __LINE__); } while (0)
 
@@ -22,7 +24,23 @@ void mtmsg_sync_abort(int rc, const char *file, int line) {
 
 void mtmsg_mutex_init(MtMutex *m) { CHECK(pthread_mutex_init(m, NULL)); }
 void mtmsg_mutex_destroy(MtMutex *m) { CHECK(pthread_mutex_destroy(m)); }
-void mtmsg_mutex_lock(MtMutex *m) { CHECK(pthread_mutex_lock(m)); }
+/* Critical sections are short (a memcpy of one message): when the mutex is busy,
+ * retry for about a microsecond before sleeping in the kernel, so that a producer
+ * and a consumer do not put each other to sleep (and pay a futex wake-up) on
+ * every collision. */
+#define LOCK_SPINS 64
+void mtmsg_mutex_lock(MtMutex *m) {
+    int k;
+    for (k = 0; k < LOCK_SPINS; k++) {
+        int rc = pthread_mutex_trylock(m);
+        if (rc == 0) return;
+        if (rc != EBUSY) mtmsg_sync_abort(rc, __FILE__, __LINE__);
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    CHECK(pthread_mutex_lock(m));
+}
 void mtmsg_mutex_unlock(MtMutex *m) { CHECK(pthread_mutex_unlock(m)); }
 
 int mtmsg_mutex_trylock(MtMutex *m) {
@@ -59,6 +77,70 @@ int mtmsg_cond_waituntil(MtCond *c, MtMutex *m, double deadline) {
     if (rc == ETIMEDOUT) return 0;
     CHECK(rc);
     return 1;
+}
+
+/* ----- Bounded adaptive spinning -----
+ * A taker that finds nothing spins on the object's `seq` counter (bumped under the
+ * lock whenever there is news) for a budget that adapts per object: doubled toward
+ * the time a short wait actually took, halved after a long one, between 1 and 50 us.
+ * After 2 us of pure spinning it yields between checks, so an oversubscribed machine
+ * gets its core back. An idle waiter spins once, then sleeps on the condition. */
+
+#define SPIN_MIN_NS 1000u
+#define SPIN_PURE_NS 2000u
+static int spin_ncpu;               /* 0 until known */
+#if !defined(MTMSG_SPIN_MAX_NS)
+#define MTMSG_SPIN_MAX_NS 50000u    /* longest spin before a condition wait */
+#endif
+static const unsigned spin_max_ns = MTMSG_SPIN_MAX_NS;
+static const unsigned spin_pure_ns = SPIN_PURE_NS;  /* then yield between checks */
+
+unsigned long long mtmsg_clock_ns(void) {
+    struct timespec ts;
+    CHECK(clock_gettime(CLOCK_MONOTONIC, &ts));
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+void mtmsg_spin_init(MtSpin *s) { s->budget_ns = MTMSG_SPIN_INIT_NS; }
+
+int mtmsg_spin(const MtSpin *s, const MtAtomic *seq, size_t seen, double max_s,
+               unsigned long long *t0) {
+    unsigned long long limit = s->budget_ns;
+    int n = __atomic_load_n(&spin_ncpu, __ATOMIC_ACQUIRE);
+    if (n == 0) {                   /* racy first use: every thread computes the same */
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 1 ? (int)c : 1;
+        __atomic_store_n(&spin_ncpu, n, __ATOMIC_RELEASE);
+    }
+    *t0 = mtmsg_clock_ns();
+    if (n < 2) return 0;
+    if (limit > spin_max_ns)
+        limit = spin_max_ns;
+    if (max_s >= 0 && max_s * 1e9 < (double)limit) limit = (unsigned long long)(max_s * 1e9);
+    while (limit > 0) {
+        int k;
+        unsigned long long dt;
+        for (k = 0; k < 16; k++) {
+            if (__atomic_load_n(seq, __ATOMIC_ACQUIRE) != seen) return 1;
+            mtmsg_cpu_relax();
+        }
+        dt = mtmsg_clock_ns() - *t0;
+        if (dt >= limit) break;
+        /* after a short pure spin, give the CPU to whoever is runnable here (maybe
+         * the thread we wait for, when there are more threads than free CPUs) */
+        if (dt >= spin_pure_ns) sched_yield();
+    }
+    return 0;
+}
+
+void mtmsg_spin_learn(MtSpin *s, unsigned long long t0) {
+    unsigned long long waited = mtmsg_clock_ns() - t0;
+    unsigned mx = spin_max_ns;
+    if (waited <= mx) {             /* a short wait: spinning that long would have paid */
+        if (2 * waited > s->budget_ns) s->budget_ns = (unsigned)(2 * waited < mx ? 2 * waited : mx);
+    } else {                        /* a long wait: spin less next time */
+        s->budget_ns = s->budget_ns / 2 > SPIN_MIN_NS ? s->budget_ns / 2 : SPIN_MIN_NS;
+    }
 }
 
 static double clock_read(clockid_t id) {

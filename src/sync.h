@@ -60,6 +60,13 @@ void mtmsg_cond_broadcast(MtCond *c);
 double mtmsg_clock_mono(void);             /* monotonic seconds, for deadlines */
 double mtmsg_clock_wall(void);             /* wall-clock seconds since the epoch */
 
+/* Bounded spinning before a condition wait (see mtmsg_spin). */
+typedef struct MtSpin {
+    unsigned budget_ns;     /* current spin limit; adapts between a floor and a ceiling */
+} MtSpin;
+#define MTMSG_SPIN_INIT_NS 20000u
+void mtmsg_spin_init(MtSpin *s);
+
 /* Atomics, sequentially consistent unless the name says otherwise. */
 typedef size_t MtAtomic;
 static inline size_t mtmsg_atomic_load(const MtAtomic *a) {
@@ -74,10 +81,31 @@ static inline size_t mtmsg_atomic_inc(MtAtomic *a) {       /* returns the new va
 static inline size_t mtmsg_atomic_dec(MtAtomic *a) {       /* returns the new value */
     return __atomic_sub_fetch(a, 1, __ATOMIC_ACQ_REL);
 }
+/* One more on a counter that is only written with its owner's lock held. */
+static inline void mtmsg_atomic_bump_locked(MtAtomic *a) {
+    __atomic_store_n(a, __atomic_load_n(a, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+}
 /* Replaces *a by `desired` if it equals *expected; else loads *a into *expected. */
 static inline int mtmsg_atomic_cas(MtAtomic *a, size_t *expected, size_t desired) {
     return __atomic_compare_exchange_n(a, expected, desired, 0,
                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* Waits, without a lock and without sleeping, until *seq differs from `seen`, for at
+ * most the budget in *s (and at most max_s seconds when max_s >= 0); *t0 gets the
+ * start time. Returns 1 if *seq changed. Never spins on a single CPU. */
+int mtmsg_spin(const MtSpin *s, const MtAtomic *seq, size_t seen, double max_s,
+               unsigned long long *t0);
+/* After a take that spun (from t0 on): adapts the budget to the time it waited. */
+void mtmsg_spin_learn(MtSpin *s, unsigned long long t0);
+unsigned long long mtmsg_clock_ns(void);   /* monotonic nanoseconds */
+
+static inline void mtmsg_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
 }
 
 #endif

@@ -14,7 +14,7 @@ typedef struct Writer {
 } Writer;
 
 static Writer *checkwriter(lua_State *L, int idx) {
-    return luaL_checkudata(L, idx, MTMSG_WRITER_MT);
+    return mtmsg_checkclass(L, idx, MTMSG_WRITER_MT);
 }
 
 void mtmsg_checksize(lua_State *L, int arg, size_t *size, double *grow) {
@@ -97,11 +97,14 @@ void mtmsg_open_class(lua_State *L, const char *tname, const luaL_Reg *methods,
                       const luaL_Reg *metamethods, const luaL_Reg *funcs) {
     luaL_newmetatable(L, tname);                    /* module, scratch, mt */
     lua_pushvalue(L, -2);
-    luaL_setfuncs(L, metamethods, 1);
+    lua_pushnil(L);
+    lua_pushvalue(L, -3);
+    luaL_setfuncs(L, metamethods, 3);               /* upvalues: scratch, nil, mt */
     lua_newtable(L);                                /* module, scratch, mt, methods */
     lua_pushvalue(L, -3);
-    lua_pushnil(L);                                 /* upvalue 2: see hold_message in buffer.c */
-    luaL_setfuncs(L, methods, 2);
+    lua_pushnil(L);                                 /* upvalue 2: see recvbuf in buffer.c */
+    lua_pushvalue(L, -4);                           /* upvalue 3: mt (mtmsg_checkclass) */
+    luaL_setfuncs(L, methods, 3);
     lua_setfield(L, -2, "__index");
     lua_pushstring(L, tname);
     lua_setfield(L, -2, "__metatable");

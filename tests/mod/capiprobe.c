@@ -411,10 +411,12 @@ static size_t typesize(int t) {
 /* Stores the number at stack index i as element type t at p (unaligned). */
 static void putelem(lua_State *L, int t, char *p, int i) {
     lua_Number d = lua_tonumber(L, i);
+    /* float -> integer outside [-2^63, 2^63) (or NaN) is undefined behaviour: use 0 */
+    int inrange = d >= -9223372036854775808.0 && d < 9223372036854775808.0;
 #if LUA_VERSION_NUM >= 503
-    lua_Integer n = lua_isinteger(L, i) ? lua_tointeger(L, i) : (lua_Integer)d;
+    lua_Integer n = lua_isinteger(L, i) ? lua_tointeger(L, i) : inrange ? (lua_Integer)d : 0;
 #else
-    long long n = (long long)d;
+    long long n = inrange ? (long long)d : 0;
 #endif
 #define PUT_AS(T, v) do { T x_ = (T)(v); memcpy(p, &x_, sizeof x_); } while (0)
     switch (t) {
