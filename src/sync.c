@@ -35,9 +35,7 @@ void mtmsg_mutex_lock(MtMutex *m) {
         int rc = pthread_mutex_trylock(m);
         if (rc == 0) return;
         if (rc != EBUSY) mtmsg_sync_abort(rc, __FILE__, __LINE__);
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+        mtmsg_cpu_relax();
     }
     CHECK(pthread_mutex_lock(m));
 }
