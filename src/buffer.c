@@ -270,8 +270,8 @@ MsgObject *mtmsg_lookup(lua_State *L, int arg, MsgKind kind) {
             mtmsg_error_lookup(L, st == MSG_FULL ? ERR_AMBIGUOUS_NAME : ERR_UNKNOWN_OBJECT,
                                what, name, len);
     } else {
-        unsigned long long id = (unsigned long long)mtmsg_checkinteger(L, arg);
-        o = mtmsg_registry_find_id(kind, id, &st);
+        long long id = (long long)mtmsg_checkinteger(L, arg);
+        o = mtmsg_registry_find_id(kind, (unsigned long long)id, &st);
         if (!o && st != MSG_ABORTED) {
             mtmsg_error_pushid(L, id);
             mtmsg_error_raise(L, ERR_UNKNOWN_OBJECT, "%s id %s", what, lua_tostring(L, -1));
@@ -331,36 +331,62 @@ static int put_result(lua_State *L, MsgBuffer *b, MsgStatus st, size_t len) {
     switch (st) {
     case MSG_OK: lua_pushboolean(L, 1); return 1;
     case MSG_BUSY: case MSG_FULL: lua_pushboolean(L, 0); return 1;
-    default:
-        return mtmsg_error_status(L, st, &b->obj, NULL, &b->queue,
+    default:    /* the limit of a fixed size is immutable; failsize is not: don't read it */
+        return mtmsg_error_status(L, st, &b->obj, NULL, st == MSG_TOO_BIG ? &b->queue : NULL,
                                   len + mtmsg_codec_varintlen(len));
     }
 }
 
-/* Encodes the arguments from `first` into the scratch buffer; raises on bad input. */
-static MemBuf *encode_args(lua_State *L, int first) {
-    MemBuf *mb = MTMSG_SCRATCH(L);
-    int badarg = 0;
-    const char *badmsg = NULL;
-    MsgStatus st;
-    mtmsg_membuf_clear(mb);
-    st = mtmsg_codec_encode(L, first, lua_gettop(L), mb, &badarg, &badmsg);
-    if (st == MSG_BADARG) luaL_argerror(L, badarg, badmsg);
-    if (st != MSG_OK) {
-        mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
-        mtmsg_error_status(L, st, NULL, NULL, mb, 0);
-    }
-    return mb;
+/* ===== Per-state work buffers =====
+ * Upvalue 1 of every function is the scratch buffer that messages are encoded into;
+ * upvalue 2 of buffer:nextmsg and listener:nextmsg is their receive buffer. Both are
+ * BusyBuf userdata. Encoding and decoding can allocate Lua memory, an allocation may
+ * run __gc finalizers, and a finalizer may call mtmsg in this same state: such a
+ * nested call finds the buffer busy and works in a temporary BusyBuf pushed on the
+ * stack, which the collector frees even when a Lua error unwinds. Every raise of
+ * ours releases first; if a Lua error escapes while an upvalue's buffer is busy (a
+ * memory error while decoding), it stays busy and later calls use temporaries:
+ * still correct, only slower. */
+
+MemBuf *mtmsg_busybuf_acquire(lua_State *L, int up) {
+    BusyBuf *bb = (BusyBuf *)lua_touserdata(L, lua_upvalueindex(up));
+    int keep = bb == NULL && lua_type(L, lua_upvalueindex(up)) == LUA_TNIL;
+    if (bb && !bb->busy) { bb->busy = 1; return &bb->mb; }     /* nothing pushed */
+    bb = (BusyBuf *)lua_newuserdatauv(L, sizeof *bb, 0);
+    mtmsg_membuf_init(&bb->mb, 256, 2);
+    bb->busy = 1;
+    luaL_getmetatable(L, MTMSG_BUSYBUF_MT);                 /* its __gc frees the memory */
+    lua_setmetatable(L, -2);
+    if (keep) lua_replace(L, lua_upvalueindex(up));         /* first use: nothing pushed */
+    return &bb->mb;                                         /* else: a temporary on top */
+}
+
+void mtmsg_busybuf_release(lua_State *L, int up, MemBuf *mb, int idx) {
+    BusyBuf *bb = (BusyBuf *)lua_touserdata(L, lua_upvalueindex(up));
+    mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
+    if (bb && mb == &bb->mb) bb->busy = 0;
+    else lua_remove(L, idx);
 }
 
 static int put_args(lua_State *L, int clear) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
-    MemBuf *mb = encode_args(L, 2);
-    size_t len = mb->len;
+    int top = lua_gettop(L), badarg = 0;
+    const char *badmsg = NULL;
+    MemBuf *mb = mtmsg_busybuf_acquire(L, MTMSG_UP_SCRATCH), copy;
+    MsgStatus st;
     MsgFire fire;
-    MsgStatus st = mtmsg_buffer_put(h->b, mtmsg_membuf_begin(mb), len, clear, h->nonblock,
-                                    &fire);
-    mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
+    size_t len;
+    mtmsg_membuf_clear(mb);
+    st = mtmsg_codec_encode(L, 2, top, mb, &badarg, &badmsg);
+    if (st != MSG_OK) {                    /* bad argument or no memory: nothing sent */
+        copy = *mb;                        /* for the error text, after release */
+        mtmsg_busybuf_release(L, MTMSG_UP_SCRATCH, mb, top + 1);
+        if (st == MSG_BADARG) return luaL_argerror(L, badarg, badmsg);
+        return mtmsg_error_status(L, st, NULL, NULL, &copy, 0);
+    }
+    len = mb->len;
+    st = mtmsg_buffer_put(h->b, mtmsg_membuf_begin(mb), len, clear, h->nonblock, &fire);
+    mtmsg_busybuf_release(L, MTMSG_UP_SCRATCH, mb, top + 1);
     if (fire.api) mtmsg_capi_firelua(L, &fire);
     return put_result(L, h->b, st, len);
 }
@@ -425,55 +451,38 @@ int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, CarrayReuse *reuse) {
     return n;
 }
 
-/* Receive buffer of buffer:nextmsg and listener:nextmsg. Not the shared scratch: the
- * message waits in it while Lua allocates (notifier errors, carray creation, the
- * decoded values), and any Lua allocation may run __gc finalizers that call mtmsg
- * functions of this Lua state, which encode into the scratch, grow or free it. So each
- * of the two methods keeps its own buffer (a userdata in upvalue 2) with a busy flag;
- * a nested call finds it busy and uses a temporary userdata on the stack, which the
- * garbage collector frees even when a Lua error unwinds. If a Lua error escapes while
- * the upvalue's buffer is busy (a memory error while decoding), it stays busy and later
- * calls use temporaries: still correct, only slower. */
-typedef struct RecvBuf { MemBuf mb; int busy; } RecvBuf;
-
-MemBuf *mtmsg_buffer_recvbuf(lua_State *L) {
-    RecvBuf *rb = (RecvBuf *)lua_touserdata(L, lua_upvalueindex(2));
-    int first = rb == NULL;
-    if (rb && !rb->busy) { rb->busy = 1; return &rb->mb; }    /* nothing pushed */
-    rb = (RecvBuf *)lua_newuserdatauv(L, sizeof *rb, 0);
-    mtmsg_membuf_init(&rb->mb, 256, 2);
-    rb->busy = 1;
-    lua_getmetatable(L, lua_upvalueindex(1));               /* the scratch's */
-    lua_setmetatable(L, -2);
-    if (first && lua_type(L, lua_upvalueindex(2)) == LUA_TNIL) {
-        lua_replace(L, lua_upvalueindex(2));                /* keep it; nothing pushed */
+int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
+                         CarrayReuse *reuse) {
+    int top = lua_gettop(L), n;
+    MemBuf *mb, copy;
+    MsgFire fire;
+    MsgStatus st;
+    for (;;) {
+        mb = mtmsg_busybuf_acquire(L, MTMSG_UP_RECV);
+        st = o->kind == KIND_BUFFER
+           ? mtmsg_buffer_take((MsgBuffer *)o, mb, nonblock, timeout, mtmsg_carray_check(reuse),
+                               &fire)
+           : mtmsg_listener_take((MsgListener *)o, mb, nonblock, timeout,
+                                 mtmsg_carray_check(reuse), &fire);
+        if (st != MSG_NEEDCARRAY) break;
+        mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+        mtmsg_carray_load(L, reuse);       /* require "carray", nothing held; then retry */
     }
-    return &rb->mb;                                         /* else: a temporary at top */
-}
-
-/* Frees the receive buffer for the next call, or drops the temporary at idx. */
-static void release_recvbuf(lua_State *L, int idx, MemBuf *mb) {
-    RecvBuf *rb = (RecvBuf *)lua_touserdata(L, lua_upvalueindex(2));
-    mtmsg_membuf_shrink(mb, MTMSG_SCRATCH_KEEP);
-    if (rb && mb == &rb->mb) rb->busy = 0;
-    else lua_remove(L, idx);
-}
-
-int mtmsg_buffer_takeresult(lua_State *L, MsgStatus st, MsgObject *o, MemBuf *mb,
-                            CarrayReuse *reuse) {
-    int n, idx = lua_gettop(L);                         /* the temporary, if any */
-    switch (st) {
-    case MSG_OK: break;
-    case MSG_EMPTY: case MSG_BUSY:
-        release_recvbuf(L, idx, mb);
-        mtmsg_carray_finishreuse(L, reuse);
-        return 0;
-    default:
-        release_recvbuf(L, idx, mb);                    /* mb stays valid (upvalue or stack) */
-        return mtmsg_error_status(L, st, o, NULL, mb, 0);
+    if (st != MSG_OK) {
+        copy = *mb;                        /* for the error text, after release */
+        mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+        if (st == MSG_EMPTY || st == MSG_BUSY) {
+            mtmsg_carray_finishreuse(L, reuse);
+            return 0;
+        }
+        return mtmsg_error_status(L, st, o, NULL, &copy, 0);
     }
-    n = mtmsg_buffer_pushmsg(L, mb, reuse);             /* recvbuf, values */
-    release_recvbuf(L, idx, mb);                        /* values */
+    if (fire.api && mtmsg_capi_fireerror(L, &fire)) {      /* pushed the error text */
+        mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+        return lua_error(L);
+    }
+    n = mtmsg_buffer_pushmsg(L, mb, reuse);             /* [temporary], values */
+    mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
     return n;
 }
 
@@ -481,13 +490,7 @@ static int buffer_nextmsg(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     CarrayReuse reuse;
     double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
-    MemBuf *mb = mtmsg_buffer_recvbuf(L);
-    MsgFire fire;
-    MsgStatus st;
-    do st = mtmsg_buffer_take(h->b, mb, h->nonblock, timeout, mtmsg_carray_check(&reuse), &fire);
-    while (st == MSG_NEEDCARRAY && mtmsg_carray_load(L, &reuse));
-    if (fire.api) mtmsg_capi_firelua(L, &fire);
-    return mtmsg_buffer_takeresult(L, st, &h->b->obj, mb, &reuse);
+    return mtmsg_buffer_receive(L, &h->b->obj, h->nonblock, timeout, &reuse);
 }
 
 static int buffer_nonblock(lua_State *L) {

@@ -103,7 +103,7 @@ BufferHandle *mtmsg_buffer_test(lua_State *L, int idx);
  * leaving its new handle on the stack. Used by mtmsg.newbuffer and listener:newbuffer. */
 int mtmsg_buffer_create(lua_State *L, int arg, struct MsgListener *l);
 /* Registers the metatable and adds newbuffer/buffer to the module table at -2;
- * the scratch MemBuf userdata (upvalue of all functions) is at -1. */
+ * the scratch BusyBuf userdata (upvalue 1 of all functions) is at -1. */
 void mtmsg_buffer_open(lua_State *L);
 
 /* Finds the buffer or listener named by the id or name at `arg`, retained; raises
@@ -117,16 +117,22 @@ double mtmsg_buffer_recvargs(lua_State *L, int arg, int nonblock, struct CarrayR
 /* writer:addmsg/setmsg: queues an encoded payload through handle h; returns the
  * Lua result (true/false) or raises. */
 int mtmsg_buffer_putraw(lua_State *L, BufferHandle *h, const char *p, size_t len, int clear);
-/* Pushes the receive buffer of buffer/listener:nextmsg (see buffer.c), never the
- * shared scratch: __gc finalizers run during decoding may reuse that one. */
-MemBuf *mtmsg_buffer_recvbuf(lua_State *L);
-/* Turns the status of a take into results: raises for failures, 0 values for
- * MSG_EMPTY/MSG_BUSY, else decodes the message in mb, the receive buffer, which must
- * be on the top of the stack; removes it. */
-int mtmsg_buffer_takeresult(lua_State *L, MsgStatus st, MsgObject *o, MemBuf *mb,
-                            struct CarrayReuse *reuse);
-#define MTMSG_SCRATCH(L) ((MemBuf *)lua_touserdata(L, lua_upvalueindex(1)))
-#define MTMSG_SCRATCH_KEEP 65536      /* scratch memory kept between calls */
+/* Per-state work buffers (see buffer.c): upvalue MTMSG_UP_SCRATCH of every module
+ * function encodes messages, upvalue MTMSG_UP_RECV of buffer/listener:nextmsg receives
+ * them. acquire returns the upvalue's buffer, or a temporary pushed on the stack when
+ * that one is busy (a nested call from a __gc finalizer); release takes the stack
+ * index the temporary would have (the top before acquire, plus one). */
+typedef struct BusyBuf { MemBuf mb; int busy; } BusyBuf;
+#define MTMSG_BUSYBUF_MT "mtmsg.workbuffer"
+#define MTMSG_UP_SCRATCH 1
+#define MTMSG_UP_RECV 2
+#define MTMSG_SCRATCH_KEEP 65536      /* work memory kept between calls */
+MemBuf *mtmsg_busybuf_acquire(lua_State *L, int up);
+void mtmsg_busybuf_release(lua_State *L, int up, MemBuf *mb, int idx);
+/* buffer/listener:nextmsg after argument checks: takes a message from `o` and returns
+ * its values (none for a timeout or an empty nonblocking read), or raises. */
+int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
+                         struct CarrayReuse *reuse);
 /* Decodes the payload in `mb` onto the stack; returns the number of values. */
 int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, struct CarrayReuse *reuse);
 

@@ -130,11 +130,15 @@ static int fire(MsgFire *f, NotifierError *e) {
     return 1;
 }
 
-void mtmsg_capi_firelua(lua_State *L, MsgFire *f) {
+int mtmsg_capi_fireerror(lua_State *L, MsgFire *f) {
     NotifierError e;
-    if (!f->api || !fire(f, &e)) return;
+    if (!f->api || !fire(f, &e)) return 0;
     lua_pushlstring(L, e.text, e.len);
-    lua_error(L);
+    return 1;
+}
+
+void mtmsg_capi_firelua(lua_State *L, MsgFire *f) {
+    if (mtmsg_capi_fireerror(L, f)) lua_error(L);
 }
 
 /* From the C APIs: 0, or CAPI_RC_NOTIFIER after handing the text to eh. */

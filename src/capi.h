@@ -27,6 +27,8 @@ void mtmsg_capi_arm_locked(MsgBuffer *b, int which, MsgFire *f);
  * notifier reported, joined by newlines>" or "Unknown error while calling notifier.
  * (rc=N)". The C APIs do the same and return 999 with that text given to their eh. */
 void mtmsg_capi_firelua(lua_State *L, MsgFire *f);
+/* Like mtmsg_capi_firelua, but pushes the error text and returns 1 instead of raising. */
+int mtmsg_capi_fireerror(lua_State *L, MsgFire *f);
 
 /* Releases the notifiers of a buffer that is being freed (copied out of it first): call
  * with no lock held; they may be other buffers whose release re-enters. */

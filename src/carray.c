@@ -146,7 +146,8 @@ int mtmsg_carray_neednew(const CarrayReuse *reuse, const char *p, size_t len, si
     int n = 0, k = 0;
     /* Fast path: no array tag byte anywhere means no array element (small payloads
      * only: memchr over a big one would cost more than the element walk). */
-    if (len - pos <= 256 && !memchr(p + pos, TAG_ARRAY, len - pos)) return 0;
+    if (len - pos <= 256 && (len == pos || !memchr(p + pos, TAG_ARRAY, len - pos)))
+        return 0;                       /* (len == pos first: p is NULL for an empty reader) */
     while (max < 0 || n < max) {
         if (mtmsg_codec_next(p, len, &pos, &v) <= 0) break;
         n++;

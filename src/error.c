@@ -49,9 +49,9 @@ int mtmsg_error_raise(lua_State *L, MsgErrKind kind, const char *detailfmt, ...)
     return lua_error(L);
 }
 
-void mtmsg_error_pushid(lua_State *L, unsigned long long id) {
+void mtmsg_error_pushid(lua_State *L, long long id) {
     char buf[32];
-    snprintf(buf, sizeof buf, "%llu", id);
+    snprintf(buf, sizeof buf, "%lld", id);
     lua_pushstring(L, buf);
 }
 

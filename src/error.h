@@ -39,6 +39,6 @@ int mtmsg_error_lookup(lua_State *L, MsgErrKind kind, const char *what,
 int mtmsg_error_status(lua_State *L, MsgStatus st, const struct MsgObject *o,
                        const char *what, const MemBuf *mb, size_t size);
 /* Pushes an integer id as decimal text (ids may exceed lua_pushfstring's %d). */
-void mtmsg_error_pushid(lua_State *L, unsigned long long id);
+void mtmsg_error_pushid(lua_State *L, long long id);
 
 #endif

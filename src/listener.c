@@ -261,14 +261,7 @@ static int listener_nextmsg(lua_State *L) {
     ListenerHandle *h = checklistener(L, 1);
     CarrayReuse reuse;
     double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
-    MemBuf *mb = mtmsg_buffer_recvbuf(L);
-    MsgFire fire;
-    MsgStatus st;
-    do st = mtmsg_listener_take(h->l, mb, h->nonblock, timeout, mtmsg_carray_check(&reuse),
-                                &fire);
-    while (st == MSG_NEEDCARRAY && mtmsg_carray_load(L, &reuse));
-    if (fire.api) mtmsg_capi_firelua(L, &fire);
-    return mtmsg_buffer_takeresult(L, st, &h->l->obj, mb, &reuse);
+    return mtmsg_buffer_receive(L, &h->l->obj, h->nonblock, timeout, &reuse);
 }
 
 static int listener_nonblock(lua_State *L) {

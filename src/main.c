@@ -1,7 +1,7 @@
 /*
  * luaopen_mtmsg: the module table, module-level functions (abort, isabort, time,
  * sleep, type), the error table, _VERSION and _INFO. Each Lua state that loads the
- * module gets one scratch MemBuf, shared as upvalue 1 by all module functions.
+ * module gets one scratch BusyBuf, upvalue 1 of all module functions (see buffer.c).
  */
 #include <string.h>
 
@@ -16,7 +16,6 @@
 #if !defined(MTMSG_VERSION)
 #define MTMSG_VERSION "0.0.0-dev"
 #endif
-#define MTMSG_SCRATCH_MT "mtmsg.scratch"
 
 static int m_abort(lua_State *L) {
     mtmsg_registry_abort(mtmsg_checkflag(L, 1));
@@ -60,7 +59,7 @@ static int m_type(lua_State *L) {
     return 1;
 }
 
-static int scratch_gc(lua_State *L) {
+static int workbuf_gc(lua_State *L) {
     mtmsg_membuf_free((MemBuf *)lua_touserdata(L, 1));
     return 0;
 }
@@ -89,13 +88,14 @@ static const luaL_Reg module_funcs[] = {
 
 MTMSG_API int luaopen_mtmsg(lua_State *L);
 MTMSG_API int luaopen_mtmsg(lua_State *L) {
-    MemBuf *scratch;
+    BusyBuf *scratch;
     mtmsg_sync_pinmodule();
     lua_newtable(L);                                    /* module */
     scratch = lua_newuserdatauv(L, sizeof *scratch, 0); /* module, scratch */
-    mtmsg_membuf_init(scratch, 256, 2);
-    if (luaL_newmetatable(L, MTMSG_SCRATCH_MT)) {
-        lua_pushcfunction(L, scratch_gc);
+    mtmsg_membuf_init(&scratch->mb, 256, 2);
+    scratch->busy = 0;
+    if (luaL_newmetatable(L, MTMSG_BUSYBUF_MT)) {
+        lua_pushcfunction(L, workbuf_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);

@@ -47,8 +47,8 @@ void mtmsg_membuf_free(MemBuf *mb) {
 static size_t grown_cap(const MemBuf *mb, size_t need) {
     size_t c = mb->cap;
     if (mb->grow > 1 && c > 0) {
-        double d = (double)c * mb->grow;
-        while (d < (double)need) d *= mb->grow;
+        double d = (double)c * mb->grow;    /* one step, at least what is needed: a */
+        if (d < (double)need) d = (double)need;  /* factor near 1 must not loop for long */
         if (d >= (double)((size_t)-1 / 2)) return need;
         c = (size_t)d;
         return c < need ? need : c;

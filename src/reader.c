@@ -17,6 +17,8 @@
 typedef struct Reader {
     MemBuf mb;              /* payload of the current message */
     size_t pos;             /* offset of the next element in mb */
+    int decoding;           /* reader:next calls in progress (nested ones from __gc) */
+    char *retired;          /* storage still read by an interrupted reader:next */
 } Reader;
 
 static Reader *checkreader(lua_State *L, int idx) {
@@ -31,13 +33,18 @@ static int m_newreader(lua_State *L) {
     r = lua_newuserdatauv(L, sizeof *r, 0);
     mtmsg_membuf_init(&r->mb, size, grow);
     r->pos = 0;
+    r->decoding = 0;
+    r->retired = NULL;
     luaL_getmetatable(L, MTMSG_READER_MT);
     lua_setmetatable(L, -2);
     return 1;
 }
 
 static int reader_gc(lua_State *L) {
-    mtmsg_membuf_free(&checkreader(L, 1)->mb);
+    Reader *r = checkreader(L, 1);
+    mtmsg_membuf_free(&r->mb);
+    mtmsg_free(r->retired);
+    r->retired = NULL;
     return 0;
 }
 
@@ -45,6 +52,8 @@ static int reader_next(lua_State *L) {
     Reader *r = checkreader(L, 1);
     lua_Integer count = 1;
     CarrayReuse reuse;
+    const char *base;
+    size_t pos;
     int first = 2, n, t = lua_type(L, 2);
     if (t == LUA_TNUMBER) {
         lua_Number d = lua_tonumber(L, 2);
@@ -61,7 +70,17 @@ static int reader_next(lua_State *L) {
     if (!reuse.ready && mtmsg_carray_neednew(&reuse, mtmsg_membuf_begin(&r->mb), r->mb.len,
                                              r->pos, (int)count))
         mtmsg_carray_load(L, &reuse);
-    n = mtmsg_codec_decode(L, mtmsg_membuf_begin(&r->mb), r->mb.len, &r->pos, (int)count, &reuse);
+    /* Decoding allocates; a __gc finalizer run by an allocation may call nextmsg on this
+     * reader, which then leaves the storage read here alone (retired, freed below). */
+    base = r->mb.data;
+    pos = r->pos;
+    r->decoding++;
+    n = mtmsg_codec_decode(L, mtmsg_membuf_begin(&r->mb), r->mb.len, &pos, (int)count, &reuse);
+    if (r->mb.data == base) r->pos = pos;  /* else a nested nextmsg replaced the message */
+    if (--r->decoding == 0 && r->retired) {
+        mtmsg_free(r->retired);
+        r->retired = NULL;
+    }
     if (n < 0) mtmsg_sync_abort(-1, __FILE__, __LINE__);    /* our own bytes: a bug */
     mtmsg_carray_finishreuse(L, &reuse);
     return n;
@@ -83,6 +102,12 @@ static int reader_nextmsg(lua_State *L) {
         timeout = (double)lua_tonumber(L, 3);
         if (!(timeout > 0)) timeout = 0;
     } else return luaL_argerror(L, 3, "timeout seconds expected");
+    if (r->decoding && !r->retired) {      /* called from a finalizer during reader:next */
+        r->retired = r->mb.data;
+        r->mb.data = NULL;
+        r->mb.start = r->mb.len = 0;
+        r->pos = 0;
+    }
     if (bh) {
         o = &bh->b->obj;
         st = mtmsg_buffer_take(bh->b, &r->mb, nonblock, timeout, NULL, &fire);

@@ -49,11 +49,15 @@ static int writer_add(lua_State *L) {
     if (st == MSG_BADARG) return luaL_argerror(L, badarg, badmsg);
     if (st == MSG_FULL || st == MSG_TOO_BIG) {
         /* measure what did not fit, for the error text */
-        MemBuf *tmp = MTMSG_SCRATCH(L);
+        int top = lua_gettop(L);
+        MemBuf *tmp = mtmsg_busybuf_acquire(L, MTMSG_UP_SCRATCH);
+        size_t more;
         mtmsg_membuf_clear(tmp);
-        st = mtmsg_codec_encode(L, 2, lua_gettop(L), tmp, &badarg, &badmsg);
+        st = mtmsg_codec_encode(L, 2, top, tmp, &badarg, &badmsg);
+        more = tmp->len;
+        mtmsg_busybuf_release(L, MTMSG_UP_SCRATCH, tmp, top + 1);
         if (st == MSG_OK) st = MSG_TOO_BIG;
-        return mtmsg_error_status(L, st, NULL, MTMSG_WRITER_MT, &w->mb, w->mb.len + tmp->len);
+        return mtmsg_error_status(L, st, NULL, MTMSG_WRITER_MT, &w->mb, w->mb.len + more);
     }
     if (st != MSG_OK) return mtmsg_error_status(L, st, NULL, NULL, &w->mb, 0);
     return 0;
@@ -102,7 +106,7 @@ void mtmsg_open_class(lua_State *L, const char *tname, const luaL_Reg *methods,
     luaL_setfuncs(L, metamethods, 3);               /* upvalues: scratch, nil, mt */
     lua_newtable(L);                                /* module, scratch, mt, methods */
     lua_pushvalue(L, -3);
-    lua_pushnil(L);                                 /* upvalue 2: see recvbuf in buffer.c */
+    lua_pushnil(L);                                 /* upvalue 2: see BusyBuf in buffer.c */
     lua_pushvalue(L, -4);                           /* upvalue 3: mt (mtmsg_checkclass) */
     luaL_setfuncs(L, methods, 3);
     lua_setfield(L, -2, "__index");
