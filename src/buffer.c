@@ -78,11 +78,14 @@ void mtmsg_buffer_retain(MsgBuffer *b) {
 }
 
 void mtmsg_buffer_release(MsgBuffer *b) {
-    MsgListener *l = b->listener;
+    MsgListener *l;
     int freeb = 1, freel = 0;
+    /* Only the count is touched unless this is the last reference: a handle collected
+     * long after its lookup finds the buffer out of the caches (one miss, not two). */
     if (!mtmsg_registry_release(&b->obj)) return;
     /* Last user reference: b is no longer findable. A listener buffer with pending
      * messages stays with its listener (orphan) until they are taken. */
+    l = b->listener;
     if (l) {
         mtmsg_mutex_lock(&l->mutex);
         l->nlive--;

@@ -43,14 +43,17 @@ int mtmsg_getmetafield(lua_State *L, int obj, const char *e);
 /* Like luaL_checkinteger, but on 5.1/5.2 also rejects non-integral numbers. */
 lua_Integer mtmsg_checkinteger(lua_State *L, int arg);
 
-/* luaL_checkudata(L, idx, tname) for methods whose upvalue 3 is the class metatable
- * (see mtmsg_open_class): one pointer comparison instead of a registry lookup by
- * name. Any other caller falls back to luaL_checkudata, with its error messages. */
+/* luaL_checkudata(L, idx, tname) for methods whose upvalue 3 is the address of the
+ * class metatable as a light userdata (see mtmsg_open_class; the metatable stays in
+ * the registry, so the address stays valid): one pointer comparison instead of a
+ * registry lookup by name, and cheaper than the generic lua_rawequal. Any other
+ * caller falls back to luaL_checkudata, with its error messages. */
 #define MTMSG_CLASS_UPVALUE 3
 static inline void *mtmsg_checkclass(lua_State *L, int idx, const char *tname) {
     void *p = lua_touserdata(L, idx);
     if (p && lua_getmetatable(L, idx)) {
-        int same = lua_rawequal(L, -1, lua_upvalueindex(MTMSG_CLASS_UPVALUE));
+        int same = lua_topointer(L, -1)
+                   == lua_touserdata(L, lua_upvalueindex(MTMSG_CLASS_UPVALUE));
         lua_pop(L, 1);
         if (same) return p;
     }

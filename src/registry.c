@@ -1,16 +1,24 @@
 /*
- * Registry of live buffers and listeners (see registry.h). Chained hash tables that
- * double when full, so lookup by id or by name costs the same with 100 or 100,000
- * objects. One mutex guards all tables, the id counter and the global abort flag.
+ * Registry of live buffers and listeners (see registry.h). Open-addressing hash tables
+ * (linear probing, at most half full, doubled when needed), so lookup by id or by name
+ * costs the same with 100 or 100,000 objects. A slot holds the object's key (its id, or
+ * the hash of its name) next to the pointer: probing past other objects reads the slot
+ * array only, and a lookup touches the object it finds, not the ones it skips.
+ * One mutex guards all tables, the id counter and the global abort flag.
  */
 #include "registry.h"
 
 #include <string.h>
 
+typedef struct Slot {
+    unsigned long long key;         /* the id, or the name hash */
+    MsgObject *o;                   /* NULL: free */
+} Slot;
+
 typedef struct HashTable {
-    MsgObject **heads;
-    size_t nbuckets;    /* power of two, or 0 before first use */
-    size_t count;
+    Slot *slots;
+    size_t nslots;      /* power of two, or 0 before first use */
+    size_t count;       /* at most nslots / 2 */
 } HashTable;
 
 /* Ids start far above small counts and stay below 2^53 (exact in a double). */
@@ -34,11 +42,12 @@ static void reg_lock(void) {
 }
 static void reg_unlock(void) { mtmsg_mutex_unlock(&reg_mutex); }
 
-static size_t hash_id(unsigned long long id) {
-    id ^= id >> 33;
-    id *= 0xff51afd7ed558ccdULL;
-    id ^= id >> 33;
-    return (size_t)id;
+/* Home slot of a key: its bits mixed (linear probing needs well spread indices). */
+static size_t home_of(const HashTable *t, unsigned long long key) {
+    key ^= key >> 33;
+    key *= 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    return (size_t)key & (t->nslots - 1);
 }
 
 /* FNV-1a over all bytes of the name. */
@@ -49,49 +58,52 @@ static size_t hash_name(const char *s, size_t len) {
     return (size_t)(h ^ (h >> 29));
 }
 
-static MsgObject **link_of(MsgObject *o, int byname) {
-    return byname ? &o->name_next : &o->id_next;
+static unsigned long long key_of(const MsgObject *o, int byname) {
+    return byname ? o->namehash : o->id;
 }
-static size_t hash_of(const MsgObject *o, int byname) {
-    return byname ? o->namehash : hash_id(o->id);
+
+static void table_put(HashTable *t, unsigned long long key, MsgObject *o) {
+    size_t i = home_of(t, key);
+    while (t->slots[i].o) i = (i + 1) & (t->nslots - 1);
+    t->slots[i].key = key;
+    t->slots[i].o = o;
 }
 
 /* Makes room for one more entry; 0 on allocation failure (table unchanged). */
-static int table_grow(HashTable *t, int byname) {
-    size_t n, i;
-    MsgObject **heads;
-    if (t->count < t->nbuckets) return 1;
-    n = t->nbuckets ? t->nbuckets * 2 : 64;
-    heads = mtmsg_malloc(n * sizeof *heads);
-    if (!heads) return 0;
-    memset(heads, 0, n * sizeof *heads);
-    for (i = 0; i < t->nbuckets; i++) {
-        MsgObject *o = t->heads[i];
-        while (o) {
-            MsgObject *next = *link_of(o, byname);
-            size_t b = hash_of(o, byname) & (n - 1);
-            *link_of(o, byname) = heads[b];
-            heads[b] = o;
-            o = next;
-        }
-    }
-    mtmsg_free(t->heads);
-    t->heads = heads;
-    t->nbuckets = n;
+static int table_grow(HashTable *t) {
+    HashTable old = *t;
+    size_t i;
+    if (t->count < t->nslots / 2) return 1;
+    t->nslots = old.nslots ? old.nslots * 2 : 64;
+    t->slots = mtmsg_malloc(t->nslots * sizeof *t->slots);
+    if (!t->slots) { *t = old; return 0; }
+    memset(t->slots, 0, t->nslots * sizeof *t->slots);
+    for (i = 0; i < old.nslots; i++)
+        if (old.slots[i].o) table_put(t, old.slots[i].key, old.slots[i].o);
+    mtmsg_free(old.slots);
     return 1;
 }
 
 static void table_insert(HashTable *t, MsgObject *o, int byname) {
-    size_t b = hash_of(o, byname) & (t->nbuckets - 1);
-    *link_of(o, byname) = t->heads[b];
-    t->heads[b] = o;
+    table_put(t, key_of(o, byname), o);
     t->count++;
 }
 
 static void table_remove(HashTable *t, MsgObject *o, int byname) {
-    MsgObject **p = &t->heads[hash_of(o, byname) & (t->nbuckets - 1)];
-    while (*p && *p != o) p = link_of(*p, byname);
-    if (*p) { *p = *link_of(o, byname); t->count--; }
+    size_t mask = t->nslots - 1, i, j;
+    if (!t->nslots) return;
+    for (i = home_of(t, key_of(o, byname)); t->slots[i].o != o; i = (i + 1) & mask)
+        if (!t->slots[i].o) return;                         /* not in the table */
+    /* Backward shift: an entry further along the run moves into the hole when its home
+     * slot is not between the hole and itself, so that no probe run is broken. */
+    for (j = (i + 1) & mask; t->slots[j].o; j = (j + 1) & mask) {
+        if (((j - home_of(t, t->slots[j].key)) & mask) >= ((j - i) & mask)) {
+            t->slots[i] = t->slots[j];
+            i = j;
+        }
+    }
+    t->slots[i].o = NULL;
+    t->count--;
 }
 
 MsgStatus mtmsg_registry_initobject(MsgObject *o, MsgKind kind, const char *name, size_t namelen,
@@ -101,8 +113,8 @@ MsgStatus mtmsg_registry_initobject(MsgObject *o, MsgKind kind, const char *name
     o->refs = 1;
     o->setabort = setabort;
     if (name) {
-        o->name = mtmsg_malloc(namelen + 1);
-        if (!o->name) return MSG_NOMEM;
+        if (namelen <= MTMSG_SHORTNAME_MAX) o->name = o->shortname;
+        else if (!(o->name = mtmsg_malloc(namelen + 1))) return MSG_NOMEM;
         memcpy(o->name, name, namelen);
         o->name[namelen] = '\0';
         o->namelen = namelen;
@@ -112,7 +124,7 @@ MsgStatus mtmsg_registry_initobject(MsgObject *o, MsgKind kind, const char *name
 }
 
 void mtmsg_registry_freeobject(MsgObject *o) {
-    mtmsg_free(o->name);
+    if (o->name != o->shortname) mtmsg_free(o->name);
     o->name = NULL;
 }
 
@@ -120,7 +132,7 @@ MsgStatus mtmsg_registry_add(MsgObject *o, MsgStatus (*also)(void *), void *ud) 
     MsgStatus st = MSG_OK;
     reg_lock();
     if (global_abort) st = MSG_ABORTED;
-    else if (!table_grow(&by_id, 0) || (o->name && !table_grow(&by_name[o->kind], 1)))
+    else if (!table_grow(&by_id) || (o->name && !table_grow(&by_name[o->kind])))
         st = MSG_NOMEM;
     else if (also) st = also(ud);
     if (st == MSG_OK) {
@@ -138,9 +150,10 @@ MsgObject *mtmsg_registry_find_id(MsgKind kind, unsigned long long id, MsgStatus
     if (global_abort) *st = MSG_ABORTED;
     else {
         *st = MSG_EMPTY;
-        if (by_id.nbuckets) {
-            for (o = by_id.heads[hash_id(id) & (by_id.nbuckets - 1)]; o; o = o->id_next)
-                if (o->id == id) break;
+        if (by_id.nslots) {
+            size_t i;
+            for (i = home_of(&by_id, id); by_id.slots[i].o; i = (i + 1) & (by_id.nslots - 1))
+                if (by_id.slots[i].key == id) { o = by_id.slots[i].o; break; }
         }
         if (o && o->kind != kind) o = NULL;
         if (o) { mtmsg_atomic_inc(&o->refs); *st = MSG_OK; }
@@ -152,14 +165,16 @@ MsgObject *mtmsg_registry_find_id(MsgKind kind, unsigned long long id, MsgStatus
 MsgObject *mtmsg_registry_find_name(MsgKind kind, const char *name, size_t len, MsgStatus *st) {
     MsgObject *found = NULL;
     HashTable *t = &by_name[kind];
+    size_t h = hash_name(name, len);
     reg_lock();
     *st = MSG_EMPTY;
     if (global_abort) *st = MSG_ABORTED;
-    else if (t->nbuckets) {
-        size_t h = hash_name(name, len);
-        MsgObject *o;
-        for (o = t->heads[h & (t->nbuckets - 1)]; o; o = o->name_next) {
-            if (o->namehash == h && o->namelen == len && memcmp(o->name, name, len) == 0) {
+    else if (t->nslots) {
+        size_t i;
+        /* the whole run: a second object of that name makes the name ambiguous */
+        for (i = home_of(t, h); t->slots[i].o; i = (i + 1) & (t->nslots - 1)) {
+            MsgObject *o = t->slots[i].o;
+            if (t->slots[i].key == h && o->namelen == len && memcmp(o->name, name, len) == 0) {
                 if (found) { *st = MSG_FULL; found = NULL; break; }
                 found = o;
             }
@@ -202,10 +217,8 @@ void mtmsg_registry_abort(int flag) {
     size_t i;
     reg_lock();
     global_abort = flag;
-    for (i = 0; i < by_id.nbuckets; i++) {
-        MsgObject *o;
-        for (o = by_id.heads[i]; o; o = o->id_next) o->setabort(o, flag);
-    }
+    for (i = 0; i < by_id.nslots; i++)
+        if (by_id.slots[i].o) by_id.slots[i].o->setabort(by_id.slots[i].o, flag);
     mtmsg_cond_broadcast(&reg_cond);
     reg_unlock();
 }

@@ -12,16 +12,22 @@
 
 typedef enum MsgKind { KIND_BUFFER = 0, KIND_LISTENER = 1 } MsgKind;
 
-/* Common head of buffers and listeners. */
+/* Names up to this many bytes are stored inside the object (no separate allocation). */
+#if !defined(MTMSG_SHORTNAME_MAX)
+#define MTMSG_SHORTNAME_MAX 31
+#endif
+
+/* Common head of buffers and listeners. What a lookup by name reads (the count it
+ * raises, the length and bytes of a short name) comes first, so that a lookup costs
+ * one object cache line or two, whatever the alignment of the allocation. */
 typedef struct MsgObject {
-    struct MsgObject *id_next;      /* guarded by: registry lock */
-    struct MsgObject *name_next;    /* guarded by: registry lock */
-    unsigned long long id;          /* immutable after registration */
-    char *name;                     /* immutable; NULL when unnamed */
-    size_t namelen;                 /* immutable */
-    size_t namehash;                /* immutable */
-    MsgKind kind;                   /* immutable */
     MtAtomic refs;                  /* atomic: Lua handles + C retains */
+    MsgKind kind;                   /* immutable */
+    size_t namelen;                 /* immutable */
+    char *name;                     /* immutable; NULL when unnamed; maybe shortname */
+    char shortname[MTMSG_SHORTNAME_MAX + 1];   /* immutable */
+    size_t namehash;                /* immutable */
+    unsigned long long id;          /* immutable after registration */
     /* Sets or clears the object's abort flag and wakes its waiters; takes the
      * object's own lock (called with the registry lock held: order registry -> object). */
     void (*setabort)(struct MsgObject *o, int flag);   /* immutable */

@@ -4,6 +4,8 @@
  */
 #include "writer.h"
 
+#include <stdint.h>
+
 #include "buffer.h"
 #include "codec.h"
 #include "compat.h"
@@ -102,12 +104,12 @@ void mtmsg_open_class(lua_State *L, const char *tname, const luaL_Reg *methods,
     luaL_newmetatable(L, tname);                    /* module, scratch, mt */
     lua_pushvalue(L, -2);
     lua_pushnil(L);
-    lua_pushvalue(L, -3);
-    luaL_setfuncs(L, metamethods, 3);               /* upvalues: scratch, nil, mt */
+    lua_pushlightuserdata(L, (void *)(uintptr_t)lua_topointer(L, -3));
+    luaL_setfuncs(L, metamethods, 3);               /* upvalues: scratch, nil, &mt */
     lua_newtable(L);                                /* module, scratch, mt, methods */
     lua_pushvalue(L, -3);
     lua_pushnil(L);                                 /* upvalue 2: see BusyBuf in buffer.c */
-    lua_pushvalue(L, -4);                           /* upvalue 3: mt (mtmsg_checkclass) */
+    lua_pushlightuserdata(L, (void *)(uintptr_t)lua_topointer(L, -4));  /* upvalue 3: &mt */
     luaL_setfuncs(L, methods, 3);
     lua_setfield(L, -2, "__index");
     lua_pushstring(L, tname);

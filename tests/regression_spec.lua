@@ -66,7 +66,7 @@ describe("regressions", function()
             for i = 1, 40 do strs[i] = ("%031d"):format(i) end
             local size = 2048
             local mt = {__gc = function()
-                size = math.min(size * 2, 2^22)
+                size = math.min(size * 2, 2^16)
                 big:addmsg(("y"):rep(size))
                 rd:nextmsg(big, 0)
             end}
