@@ -7,11 +7,12 @@ local lua52 = _VERSION ~= "Lua 5.1"          -- __gc on tables (LuaJIT reports 5
 -- Makes the collector run very often, so that an allocation inside an mtmsg call
 -- runs __gc finalizers; returns a function that restores the defaults.
 local function aggressive_gc()
+    collectgarbage("restart")
     if _VERSION == "Lua 5.4" then
-        collectgarbage("incremental", 0, 1000)
+        collectgarbage("incremental", 1, 1000)         -- (0 would mean "unchanged")
         return function() collectgarbage("incremental", 200, 100) end
     end
-    collectgarbage("setpause", 0)
+    collectgarbage("setpause", 1)
     collectgarbage("setstepmul", 1000)
     return function() collectgarbage("setpause", 200); collectgarbage("setstepmul", 200) end
 end
