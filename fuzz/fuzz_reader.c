@@ -5,7 +5,9 @@
  * the input (nil, 0, 1, 2, 5, huge, negative, inf, fractional, a bad carray argument) until
  * it returns nothing. Every value must equal what mtmsg_codec_next parses at that
  * position, the reader position must always sit on an element boundary, errors must be
- * clean Lua errors that consume nothing (argument errors) and the end must be reached.
+ * clean Lua errors (argument errors consume nothing; an array element that cannot become
+ * a carray is either consumed or stops the reader until clear()), and the end must be
+ * reached.
  *
  * A queue only ever holds bytes written by the encoder, and reader:next treats malformed
  * bytes as a bug (abort). So the input is cut at its first malformed element: the valid
@@ -164,6 +166,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (!(arr || strstr(msg, "not enough memory")))
                     fprintf(stderr, "fuzz_reader: unexpected error: %s\n", msg);
                 FUZZ_CHECK(arr || strstr(msg, "not enough memory"));
+                if (at == next) {
+                    /* Nothing consumed: reader:next decodes into a local position, so an
+                     * element that cannot be created raises again on every call. The
+                     * reader must stay usable: clear() empties it. */
+                    lua_settop(L, base);
+                    lua_getfield(L, reader, "clear");
+                    lua_pushvalue(L, reader);
+                    lua_call(L, 1, 0);
+                    lua_getfield(L, reader, "next");
+                    lua_pushvalue(L, reader);
+                    lua_call(L, 1, LUA_MULTRET);
+                    FUZZ_CHECK(lua_gettop(L) == base);          /* empty after clear */
+                    break;
+                }
             }
             next = at;
             lua_settop(L, base);

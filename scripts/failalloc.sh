@@ -29,7 +29,7 @@ start=$(date +%s)
 n=1
 injected=0
 while :; do
-    out=$("$B/luahost" tests/failalloc/scenario.lua module $n 2>&1)
+    out=$(timeout -k 5 120 "$B/luahost" tests/failalloc/scenario.lua module $n 2>&1)
     rc=$?
     echo "$out" >>"$log"
     if [ $rc != 0 ] || ! echo "$out" | grep -q "^FAILALLOC module $n "; then
@@ -46,7 +46,7 @@ steps=$(grep -oE '^FAILALLOC module [0-9]+ injected [0-9]+' "$log" | awk '{print
 clean=$(echo "$out" | awk '{print $5}')
 echo "failalloc: module: $injected runs with an injected failure (at $steps different steps), clean at N=$n ($clean allocations in all)"
 
-out=$("$B/luahost" tests/failalloc/scenario.lua lua 2>&1)
+out=$(timeout -k 5 300 "$B/luahost" tests/failalloc/scenario.lua lua 2>&1)
 rc=$?
 echo "$out" >>"$log"
 if [ $rc != 0 ] || ! echo "$out" | grep -q "^FAILALLOC lua"; then

@@ -20,11 +20,13 @@ build_host "$B" "$SAN"
 SPECS=${TSAN_SPECS:-$(grep -lE 'testthread|H\.thread|capiprobe' tests/*_spec.lua | tr '\n' ' ')}
 export SPECS
 # halt_on_error=0: report every race, the exit code fails the run (checked below too).
-export TSAN_OPTIONS="halt_on_error=0:exitcode=66:allocator_may_return_null=1:second_deadlock_stack=1:history_size=4:suppressions=$PWD/scripts/tsan.supp"
+export TSAN_OPTIONS="halt_on_error=0:exitcode=66:allocator_may_return_null=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
 
 log=$B/tsan.log
 start=$(date +%s)
-MTMSG_LUA=$B/luahost sh tests/run.sh $MTMSG_LUAV >"$log" 2>&1
+# (timeout: a hang, ours or of the sanitizer runtime, fails the check instead of stalling)
+limit=$((900 + 4 * ${MTMSG_STRESS_SECONDS:-0}))
+MTMSG_LUA=$B/luahost timeout -k 10 $limit sh tests/run.sh $MTMSG_LUAV >"$log" 2>&1
 rc=$?
 sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -v '^[●◼✱]*$' | tail -n 40
 summary=$(tail -n 1 "$log")

@@ -21,7 +21,7 @@ export MTMSG_RUNNER="valgrind -q --tool=memcheck --error-exitcode=99 --leak-chec
 --suppressions=$PWD/scripts/valgrind.supp --fair-sched=yes"
 log=$B/valgrind.log
 start=$(date +%s)
-sh tests/run.sh $MTMSG_LUAV >"$log" 2>&1
+timeout -k 10 1800 sh tests/run.sh $MTMSG_LUAV >"$log" 2>&1
 rc=$?
 sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -v '^[●◼✱]*$' | tail -n 40
 summary=$(tail -n 1 "$log")
