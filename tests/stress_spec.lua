@@ -244,6 +244,7 @@ describe("stress", function()
     it(("producers, consumers, listeners, orphans, abort and close (%s)"):format(
         SECONDS and (SECONDS .. " s") or (MESSAGES .. " messages per producer")), function()
         local thread = H.thread()
+        finally(function() mtmsg.abort(false) end)    -- never leave the module aborted
         math.randomseed(SEED)
         local t0 = mtmsg.time()
         local lst = mtmsg.newlistener()
@@ -284,7 +285,12 @@ describe("stress", function()
             assert(r[1] == true, why("producer " .. p, r[1], r[2]))
             parse_sent(r[2], sent)
         end
-        chaosstop:addmsg("stop")
+        -- the chaos thread may be inside a global abort right now: retry until it is not
+        while true do
+            local ok, err = pcall(chaosstop.addmsg, chaosstop, "stop")
+            if ok then break end
+            assert(tostring(err):find("^mtmsg%.error%.operation_aborted"), err)
+        end
         local r = H.pack(ch:join(WATCHDOG))
         assert(r[1] == true, why("chaos", r[1], r[2]))
         local rounds = r[2]
