@@ -126,7 +126,7 @@ typedef struct BusyBuf { MemBuf mb; int busy; } BusyBuf;
 #define MTMSG_BUSYBUF_MT "mtmsg.workbuffer"
 #define MTMSG_UP_SCRATCH 1
 #define MTMSG_UP_RECV 2
-#define MTMSG_SCRATCH_KEEP 65536      /* work memory kept between calls */
+#define MTMSG_SCRATCH_KEEP (1u << 20) /* work memory kept between calls */
 MemBuf *mtmsg_busybuf_acquire(lua_State *L, int up);
 void mtmsg_busybuf_release(lua_State *L, int up, MemBuf *mb, int idx);
 /* buffer/listener:nextmsg after argument checks: takes a message from `o` and returns
