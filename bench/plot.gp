@@ -8,9 +8,9 @@ set title "mtmsg benchmarks vs targets: score = target/ratio (<= targets) or rat
 set ylabel "score (log scale)"
 set bmargin 5
 set logscale y
-set yrange [0.02:20]
+set yrange [0.02:200]
 set grid ytics
-set key top left
+set key bottom right
 set style fill solid 0.6 border -1
 set boxwidth 0.6
 set offsets 0.6, 0.6, 0, 0
