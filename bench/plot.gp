@@ -10,7 +10,7 @@ set bmargin 5
 set logscale y
 set yrange [0.02:200]
 set grid ytics
-set key bottom right
+set key top right
 set style fill solid 0.6 border -1
 set boxwidth 0.6
 set offsets 0.6, 0.6, 0, 0
