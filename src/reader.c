@@ -48,13 +48,29 @@ static int reader_gc(lua_State *L) {
     return 0;
 }
 
+/* What reader:next hands to its protected decoder. */
+typedef struct DecodeJob {
+    const char *p;
+    size_t len, pos;
+    int count;
+    CarrayReuse reuse;      /* indices relative to the decoder's own stack */
+} DecodeJob;
+
+/* Runs under lua_pcall: (job, reuse carrays...) -> the decoded values. */
+static int decode_protected(lua_State *L) {
+    DecodeJob *j = (DecodeJob *)lua_touserdata(L, 1);
+    int n = mtmsg_codec_decode(L, j->p, j->len, &j->pos, j->count, &j->reuse);
+    if (n < 0) mtmsg_sync_abort(-1, __FILE__, __LINE__);    /* our own bytes: a bug */
+    mtmsg_carray_finishreuse(L, &j->reuse);
+    return n;
+}
+
 static int reader_next(lua_State *L) {
     Reader *r = checkreader(L, 1);
     lua_Integer count = 1;
-    CarrayReuse reuse;
+    DecodeJob job;
     const char *base;
-    size_t pos;
-    int first = 2, n, t = lua_type(L, 2);
+    int first = 2, top, i, rc, t = lua_type(L, 2);
     if (t == LUA_TNUMBER) {
         lua_Number d = lua_tonumber(L, 2);
         if (d != floor(d)) return luaL_argerror(L, 2, "integer or carray expected");
@@ -65,25 +81,37 @@ static int reader_next(lua_State *L) {
     } else {
         mtmsg_carray_checkarg(L, 2, "integer or carray expected");
     }
-    mtmsg_carray_checkreuse(L, first, lua_gettop(L), &reuse);
+    top = lua_gettop(L);
+    mtmsg_carray_checkreuse(L, first, top, &job.reuse);
     /* `require "carray"` runs Lua code (which might use this reader): before decoding */
-    if (!reuse.ready && mtmsg_carray_neednew(&reuse, mtmsg_membuf_begin(&r->mb), r->mb.len,
-                                             r->pos, (int)count))
-        mtmsg_carray_load(L, &reuse);
-    /* Decoding allocates; a __gc finalizer run by an allocation may call nextmsg on this
-     * reader, which then leaves the storage read here alone (retired, freed below). */
+    if (!job.reuse.ready && mtmsg_carray_neednew(&job.reuse, mtmsg_membuf_begin(&r->mb),
+                                                 r->mb.len, r->pos, (int)count))
+        mtmsg_carray_load(L, &job.reuse);
+    /* Decode under lua_pcall, so that the bookkeeping below also happens when an element
+     * raises (that element is consumed). Decoding allocates; a __gc finalizer run by an
+     * allocation may call nextmsg on this reader, which then leaves the storage read
+     * here alone (retired, freed below). */
+    luaL_checkstack(L, 2 + (top >= first ? top - first + 1 : 0), "too many arguments");
+    lua_pushcfunction(L, decode_protected);
+    lua_pushlightuserdata(L, &job);
+    for (i = first; i <= top; i++) lua_pushvalue(L, i);
+    job.reuse.first += 2 - first;                   /* the decoder's stack: job is 1 */
+    job.reuse.last += 2 - first;
+    job.reuse.next += 2 - first;
+    job.p = mtmsg_membuf_begin(&r->mb);
+    job.len = r->mb.len;
+    job.pos = r->pos;
+    job.count = (int)count;
     base = r->mb.data;
-    pos = r->pos;
     r->decoding++;
-    n = mtmsg_codec_decode(L, mtmsg_membuf_begin(&r->mb), r->mb.len, &pos, (int)count, &reuse);
-    if (r->mb.data == base) r->pos = pos;  /* else a nested nextmsg replaced the message */
+    rc = lua_pcall(L, 1 + (top >= first ? top - first + 1 : 0), LUA_MULTRET, 0);
+    if (r->mb.data == base) r->pos = job.pos;   /* else a nested nextmsg replaced the message */
     if (--r->decoding == 0 && r->retired) {
         mtmsg_free(r->retired);
         r->retired = NULL;
     }
-    if (n < 0) mtmsg_sync_abort(-1, __FILE__, __LINE__);    /* our own bytes: a bug */
-    mtmsg_carray_finishreuse(L, &reuse);
-    return n;
+    if (rc != 0) return lua_error(L);               /* the error value is on top */
+    return lua_gettop(L) - top;
 }
 
 static int reader_nextmsg(lua_State *L) {
