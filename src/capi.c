@@ -175,6 +175,7 @@ int mtmsg_capi_setnotifier(lua_State *L) {
         n = api->toNotifier(L, 2);
         if (!n) return luaL_argerror(L, 2, "invalid notifier");
     }
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TSTRING);  /* LuaJIT would take any */
     which = luaL_checkoption(L, 3, ">", notifier_types);
     if (!lua_isnoneornil(L, 4)) threshold = (long long)mtmsg_checkinteger(L, 4);
     if (api) api->retainNotifier(n);                /* before the lock: foreign code */

@@ -39,6 +39,16 @@ describe("regressions", function()
         assert.equal("mtmsg.error.unknown_object: listener id -5", err)
     end)
 
+    it("the notifier type must be a string on every Lua (LuaJIT took any value)", function()
+        local b = mtmsg.newbuffer()
+        for _, v in ipairs {true, false, 1, {}} do
+            local ok, err = pcall(function() b:notifier(nil, v) end)
+            assert.is_false(ok)
+            assert.truthy(tostring(err):find("bad argument #2 to 'notifier'", 1, true), err)
+        end
+        b:notifier(nil, "<")                       -- nothing connected: a no-op
+    end)
+
     if lua52 then
         it("a finalizer that sends during another send does not corrupt its message", function()
             local carray = require "carray"
