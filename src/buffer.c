@@ -119,8 +119,7 @@ MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int cl
     size_t vl = mtmsg_codec_varintlen(len);
     fire->api = NULL;
     if (len > (size_t)-1 - vl) return MSG_NOMEM;
-    if (nonblock) { if (!mtmsg_mutex_trylock(b->mutex)) return MSG_BUSY; }
-    else mtmsg_mutex_lock(b->mutex);
+    if (!mtmsg_mutex_acquire(b->mutex, nonblock)) return MSG_BUSY;
     if (b->closed) st = MSG_CLOSED;
     else if (b->aborted) st = MSG_ABORTED;
     else {
@@ -178,38 +177,20 @@ void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem) {
 MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double timeout,
                             const CarrayReuse *check, MsgFire *fire) {
     MsgStatus st;
-    double deadline = -1;
-    int spun = 0;
-    unsigned long long spun_at = 0;
+    MtWait w;
     fire->api = NULL;
-    if (nonblock) { if (!mtmsg_mutex_trylock(b->mutex)) return MSG_BUSY; }
-    else mtmsg_mutex_lock(b->mutex);
+    if (!mtmsg_mutex_acquire(b->mutex, nonblock)) return MSG_BUSY;
+    mtmsg_wait_init(&w, timeout);
     for (;;) {
         if (b->closed) { st = MSG_CLOSED; break; }
         if (b->aborted) { st = MSG_ABORTED; break; }
         if (b->msgcnt > 0) { st = mtmsg_buffer_pop_locked(b, out, check, fire); break; }
-        if (timeout == 0) { st = MSG_EMPTY; break; }
-        if (!spun) {                 /* once per call: spin briefly before sleeping */
-            size_t seen = mtmsg_atomic_load(&b->seq);
-            MtSpin sp = b->spin;
-            spun = 1;
-            if (timeout > 0) deadline = mtmsg_clock_mono() + timeout;
-            mtmsg_mutex_unlock(b->mutex);
-            mtmsg_spin(&sp, &b->seq, seen, timeout, &spun_at);
-            mtmsg_mutex_lock(b->mutex);
-            continue;                /* look again under the lock before sleeping */
+        if (!mtmsg_wait_locked(&w, &b->cond, b->mutex, &b->nwaiters, &b->seq, &b->spin)) {
+            st = MSG_EMPTY;
+            break;
         }
-        b->nwaiters++;
-        if (timeout < 0) mtmsg_cond_wait(&b->cond, b->mutex);
-        else {
-            double now = mtmsg_clock_mono();
-            if (deadline < 0) deadline = now + timeout;
-            if (now >= deadline) timeout = 0;
-            else mtmsg_cond_waituntil(&b->cond, b->mutex, deadline);
-        }
-        b->nwaiters--;
     }
-    if (spun) mtmsg_spin_learn(&b->spin, spun_at);
+    mtmsg_wait_done_locked(&w, &b->spin);
     mtmsg_mutex_unlock(b->mutex);
     return st;
 }
@@ -418,8 +399,7 @@ static int buffer_clear(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     MsgBuffer *b = h->b;
     MsgStatus st = MSG_OK;
-    if (h->nonblock) { if (!mtmsg_mutex_trylock(b->mutex)) st = MSG_BUSY; }
-    else mtmsg_mutex_lock(b->mutex);
+    if (!mtmsg_mutex_acquire(b->mutex, h->nonblock)) st = MSG_BUSY;
     if (st == MSG_OK) {
         if (b->closed) st = MSG_CLOSED;
         else mtmsg_buffer_empty_locked(b, 0);

@@ -133,12 +133,10 @@ MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double 
                               const CarrayReuse *check, MsgFire *fire) {
     MsgStatus st;
     MsgBuffer *drained = NULL;
-    int spun = 0;
-    unsigned long long spun_at = 0;
-    double deadline = -1;
+    MtWait w;
     fire->api = NULL;
-    if (nonblock) { if (!mtmsg_mutex_trylock(&l->mutex)) return MSG_BUSY; }
-    else mtmsg_mutex_lock(&l->mutex);
+    if (!mtmsg_mutex_acquire(&l->mutex, nonblock)) return MSG_BUSY;
+    mtmsg_wait_init(&w, timeout);
     for (;;) {
         MsgBuffer *b = l->ready_head;
         if (l->closed) { st = MSG_CLOSED; break; }
@@ -159,28 +157,12 @@ MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double 
             break;
         }
         if (l->nlive == 0) { st = MSG_NOBUFFERS; break; }
-        if (timeout == 0) { st = MSG_EMPTY; break; }
-        if (!spun) {                 /* once per call: spin briefly before sleeping */
-            size_t seen = mtmsg_atomic_load(&l->seq);
-            MtSpin sp = l->spin;
-            spun = 1;
-            if (timeout > 0) deadline = mtmsg_clock_mono() + timeout;
-            mtmsg_mutex_unlock(&l->mutex);
-            mtmsg_spin(&sp, &l->seq, seen, timeout, &spun_at);
-            mtmsg_mutex_lock(&l->mutex);
-            continue;                /* look again under the lock before sleeping */
+        if (!mtmsg_wait_locked(&w, &l->cond, &l->mutex, &l->nwaiters, &l->seq, &l->spin)) {
+            st = MSG_EMPTY;
+            break;
         }
-        l->nwaiters++;
-        if (timeout < 0) mtmsg_cond_wait(&l->cond, &l->mutex);
-        else {
-            double now = mtmsg_clock_mono();
-            if (deadline < 0) deadline = now + timeout;
-            if (now >= deadline) timeout = 0;
-            else mtmsg_cond_waituntil(&l->cond, &l->mutex, deadline);
-        }
-        l->nwaiters--;
     }
-    if (spun) mtmsg_spin_learn(&l->spin, spun_at);
+    mtmsg_wait_done_locked(&w, &l->spin);
     mtmsg_mutex_unlock(&l->mutex);
     if (drained) mtmsg_buffer_free(drained);
     return st;
@@ -287,8 +269,7 @@ static int listener_clear(lua_State *L) {
     MsgListener *l = h->l;
     MsgBuffer *b, *orphans = NULL;
     MsgStatus st = MSG_OK;
-    if (h->nonblock) { if (!mtmsg_mutex_trylock(&l->mutex)) st = MSG_BUSY; }
-    else mtmsg_mutex_lock(&l->mutex);
+    if (!mtmsg_mutex_acquire(&l->mutex, h->nonblock)) st = MSG_BUSY;
     if (st == MSG_OK) {
         if (l->closed) st = MSG_CLOSED;
         else {

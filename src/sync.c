@@ -141,6 +141,44 @@ void mtmsg_spin_learn(MtSpin *s, unsigned long long t0) {
     }
 }
 
+int mtmsg_mutex_acquire(MtMutex *m, int nonblock) {
+    if (nonblock) return mtmsg_mutex_trylock(m);
+    mtmsg_mutex_lock(m);
+    return 1;
+}
+
+void mtmsg_wait_init(MtWait *w, double timeout) {
+    w->timeout = timeout;
+    w->deadline = 0;
+    w->spun = 0;
+    w->spun_at = 0;
+}
+
+int mtmsg_wait_locked(MtWait *w, MtCond *c, MtMutex *m, int *nwaiters, const MtAtomic *seq,
+                      const MtSpin *spin) {
+    if (w->timeout == 0) return 0;
+    if (!w->spun) {                 /* once per call: spin briefly before sleeping */
+        size_t seen = mtmsg_atomic_load(seq);
+        MtSpin sp = *spin;
+        w->spun = 1;
+        if (w->timeout > 0) w->deadline = mtmsg_clock_mono() + w->timeout;
+        mtmsg_mutex_unlock(m);
+        mtmsg_spin(&sp, seq, seen, w->timeout, &w->spun_at);
+        mtmsg_mutex_lock(m);
+        return 1;                   /* look again under the lock before sleeping */
+    }
+    (*nwaiters)++;
+    if (w->timeout < 0) mtmsg_cond_wait(c, m);
+    else if (mtmsg_clock_mono() >= w->deadline) w->timeout = 0;
+    else mtmsg_cond_waituntil(c, m, w->deadline);
+    (*nwaiters)--;
+    return 1;
+}
+
+void mtmsg_wait_done_locked(const MtWait *w, MtSpin *spin) {
+    if (w->spun) mtmsg_spin_learn(spin, w->spun_at);
+}
+
 static double clock_read(clockid_t id) {
     struct timespec ts;
     CHECK(clock_gettime(id, &ts));

@@ -100,6 +100,25 @@ int mtmsg_spin(const MtSpin *s, const MtAtomic *seq, size_t seen, double max_s,
 void mtmsg_spin_learn(MtSpin *s, unsigned long long t0);
 unsigned long long mtmsg_clock_ns(void);   /* monotonic nanoseconds */
 
+/* Locks m, or with `nonblock` only tries to: 1 when held, 0 when busy. */
+int mtmsg_mutex_acquire(MtMutex *m, int nonblock);
+
+/* The waiting part of a take loop, shared by buffers and listeners. The loop checks its
+ * predicate under the mutex; when there is nothing to take it calls mtmsg_wait_locked,
+ * which returns 0 once the timeout has passed (timeout 0: at once), else waits (first a
+ * bounded spin with the mutex released, later on the condition variable) and returns 1:
+ * look again. After the loop, mtmsg_wait_done_locked adapts the object's spin budget. */
+typedef struct MtWait {
+    double timeout;             /* < 0: forever; becomes 0 when the deadline has passed */
+    double deadline;            /* monotonic, set when the spin starts (timeout > 0) */
+    int spun;
+    unsigned long long spun_at;
+} MtWait;
+void mtmsg_wait_init(MtWait *w, double timeout);
+int  mtmsg_wait_locked(MtWait *w, MtCond *c, MtMutex *m, int *nwaiters, const MtAtomic *seq,
+                       const MtSpin *spin);
+void mtmsg_wait_done_locked(const MtWait *w, MtSpin *spin);
+
 static inline void mtmsg_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
