@@ -3,7 +3,7 @@
  *  1. mtmsg_codec_next element by element: it must stop at the end (0) or report
  *     malformed bytes (-1), always advance, and every string/array it returns must lie
  *     inside the input (ASan checks the reads: the bytes are copied out).
- *  2. mtmsg_codec_getvarint as the frame reader of a buffer queue (varint length, bytes).
+ *  2. mtmsg_codec_getheader as the frame reader of a buffer queue (header, payload).
  *  3. mtmsg_codec_decode onto a Lua 5.4 stack (in a protected call): -1 exactly when the
  *     parser found malformed bytes, else the same number and values as step 1. Array
  *     elements may raise a Lua error instead (carray creation), never crash.
@@ -161,15 +161,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (r == 0) FUZZ_CHECK(pos == size && v.type == VAL_NONE);
     else FUZZ_CHECK(pos < size);
 
-    /* 2. queue frames: varint length + payload, as mtmsg_buffer_pop_locked reads them */
+    /* 2. queue frames: header + payload, as mtmsg_buffer_pop_locked reads them */
     {
-        size_t fpos = 0;
-        unsigned long long flen;
-        while (mtmsg_codec_getvarint(p, size, &fpos, &flen)) {
-            FUZZ_CHECK(fpos <= size);
+        size_t fpos = 0, flen, at = 0;
+        while (mtmsg_codec_getheader(p, size, &fpos, &flen)) {
+            FUZZ_CHECK(fpos <= size && fpos - at == mtmsg_codec_headerlen(flen));
             if (flen > size - fpos) break;
             if (flen) sink += (unsigned char)p[fpos + flen - 1];
-            fpos += (size_t)flen;
+            fpos += flen;
+            at = fpos;
         }
     }
 

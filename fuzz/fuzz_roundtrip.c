@@ -3,7 +3,7 @@
  * MemBuf size/grow and a list of values (nil, booleans, integers, floats with any bit
  * pattern, strings, light userdata, C function pointers, arrays); each is appended with
  * the put functions of codec.c. Checks:
- *  - a put either appends exactly the element's wire size or appends nothing, with
+ *  - a put either appends exactly the element's size (0.4.3's byte accounting) or nothing, with
  *    MSG_FULL / MSG_TOO_BIG only for a fixed size (TOO_BIG exactly when it can never fit);
  *  - mtmsg_codec_next gives back every appended value, bit for bit, then the end;
  *  - for the values a Lua state can hold, mtmsg_codec_encode of the same values on a
@@ -46,23 +46,18 @@ static const char *getbytes(Reader *r, size_t n) {
     return n <= sizeof pattern ? pattern : NULL;
 }
 
-static size_t varintlen(unsigned long long v) { size_t n = 1; while (v >= 0x80) { v >>= 7; n++; } return n; }
-
-/* Wire size of a value (the format of docs/DESIGN.md). */
+/* Wire size of a value: the byte accounting of mtmsg 0.4.3 (docs/REFERENCE.md, "Message
+ * sizes"), stated here from that table rather than taken from codec.h. */
 static size_t wiresize(const MsgValue *v) {
     switch (v->type) {
-    case VAL_NIL: case VAL_BOOL: return 1;
-    case VAL_INT:
-        if (v->u.i >= 0 && v->u.i <= MTMSG_SMALLINT_MAX) return 1;
-        return 1 + varintlen(((unsigned long long)v->u.i << 1) ^ (unsigned long long)(v->u.i >> 63));
-    case VAL_FLOAT: return 1 + sizeof(double);
-    case VAL_STR:
-        return v->u.s.len <= MTMSG_SHORTSTR_MAX ? 1 + v->u.s.len
-                                                : 1 + varintlen(v->u.s.len) + v->u.s.len;
+    case VAL_NIL: return 1;
+    case VAL_BOOL: return 2;
+    case VAL_INT: return v->u.i >= 0 && v->u.i <= 255 ? 2 : 1 + sizeof(lua_Integer);
+    case VAL_FLOAT: return 1 + sizeof(lua_Number);
+    case VAL_STR: return (v->u.s.len <= 255 ? 2 : 1 + sizeof(size_t)) + v->u.s.len;
     case VAL_LUDATA: return 1 + sizeof(void *);
     case VAL_CFUNC: return 1 + sizeof(lua_CFunction);
-    case VAL_ARRAY:
-        return 2 + varintlen(v->u.a.elemsize) + varintlen(v->u.a.count) + v->u.a.elemsize * v->u.a.count;
+    case VAL_ARRAY: return 3 + sizeof(size_t) + v->u.a.elemsize * v->u.a.count;
     default: abort();
     }
 }
@@ -73,7 +68,7 @@ static int same_value(const MsgValue *a, const MsgValue *b) {
     case VAL_NIL: return 1;
     case VAL_BOOL: return !a->u.b == !b->u.b;
     case VAL_INT: return a->u.i == b->u.i;
-    case VAL_FLOAT: return memcmp(&a->u.n, &b->u.n, sizeof(double)) == 0;
+    case VAL_FLOAT: return memcmp(&a->u.n, &b->u.n, sizeof(lua_Number)) == 0;
     case VAL_STR: return a->u.s.len == b->u.s.len && (a->u.s.len == 0 || memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) == 0);
     case VAL_LUDATA: return a->u.p == b->u.p;
     case VAL_CFUNC: return a->u.f == b->u.f;
@@ -197,14 +192,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 0: v.type = VAL_NIL; break;
         case 1: v.type = VAL_BOOL; v.u.b = (tag >> 4) & 1; break;
         case 2: {                                   /* integers near the interesting edges */
-            static const long long edges[8] = {0, 127, 128, -1, -64, 1LL << 53, INT64_MAX, INT64_MIN};
+            static const long long edges[8] = {0, 255, 128, -1, -64, 1LL << 53, INT64_MAX, INT64_MIN};
             unsigned e = (tag >> 4) & 7;
             long long d = (long long)(signed char)get8(&r);
             v.type = VAL_INT;
-            v.u.i = e >= 6 ? edges[e] : edges[e] + d;          /* no overflow at the ends */
+            v.u.i = (lua_Integer)(e >= 6 ? edges[e] : edges[e] + d);          /* no overflow at the ends */
             break;
         }
-        case 3: { uint64_t u; v.type = VAL_INT; getn(&r, &u, 8); v.u.i = (long long)u; break; }
+        case 3: { uint64_t u; v.type = VAL_INT; getn(&r, &u, 8); v.u.i = (lua_Integer)u; break; }
         case 4: v.type = VAL_FLOAT; getn(&r, &v.u.n, sizeof v.u.n); break;
         case 5: {
             size_t len = get8(&r);

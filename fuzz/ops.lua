@@ -3,28 +3,25 @@
 -- operations in one thread, runs each against mtmsg and against a plain-Lua model of
 -- the documented behaviour, and raises on the first difference: results, errors,
 -- msgcnt, FIFO order per buffer, round-robin order of listeners, fixed-size accounting
--- (the wire format of docs/DESIGN.md), orphaned listener buffers, lookups by id and
+-- (the byte accounting of 0.4.3), orphaned listener buffers, lookups by id and
 -- name, abort and close flags. Every receive uses timeout 0 or a nonblock handle.
 local mtmsg = require "mtmsg"
 
--- Wire size of one message (seq, str) as queued: varint frame length + payload.
-local function varintlen(v)
-    local n = 1
-    while v >= 0x80 do v = v // 0x80; n = n + 1 end
-    return n
-end
+-- What one message (seq, str) costs a fixed buffer: the byte accounting of mtmsg 0.4.3
+-- (docs/REFERENCE.md, "Message sizes") for a 64-bit build: an integer 0..255 takes 2
+-- bytes, any other 9; a string 2 + len up to 255 bytes, else 9 + len; the header 1
+-- byte while the elements take < 255 bytes, else 9.
 local function intsize(i)
-    if i >= 0 and i <= 127 then return 1 end
-    local z = i >= 0 and 2 * i or -2 * i - 1
-    return 1 + varintlen(z)
+    if i >= 0 and i <= 255 then return 2 end
+    return 9
 end
 local function strsize(len)
-    if len <= 31 then return 1 + len end
-    return 1 + varintlen(len) + len
+    if len <= 255 then return 2 + len end
+    return 9 + len
 end
 local function framesize(seq, len)
     local payload = intsize(seq) + strsize(len)
-    return varintlen(payload) + payload
+    return (payload < 255 and 1 or 9) + payload
 end
 
 local FIXED = 64        -- the size of fixed buffers (grow 0)

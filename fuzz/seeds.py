@@ -1,71 +1,75 @@
 #!/usr/bin/env python3
 """Writes the committed seed corpora fuzz/corpus/<target>/ (small hand-made inputs).
 Run from the repository root: python3 fuzz/seeds.py. The wire format is the one of
-docs/DESIGN.md (src/codec.h): tags, zigzag LEB128 integers, varint lengths."""
+docs/DESIGN.md (src/codec.h) on a 64-bit little-endian build: one tag byte per element,
+native 8-byte lua_Integer, lua_Number, size_t and pointers; frame headers of 1 byte
+(payload < 255) or 0xff + size_t."""
 import os
 import struct
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
-
-def varint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
+T_NIL, T_BOOL, T_BYTE, T_INT, T_FLOAT, T_STR8, T_STR, T_LUDATA, T_CFUNC, T_NEGZERO = range(10)
+T_ARRAY = 0xCA
 
 
-def zigzag(i):
-    return (i << 1) ^ (i >> 63) if i >= 0 else ((i << 1) ^ -1) & 0xFFFFFFFFFFFFFFFF
+def size_t(n):
+    return struct.pack("<Q", n)
+
+
+def header(n):
+    return bytes([n]) if n < 255 else b"\xff" + size_t(n)
 
 
 def el_int(i):
-    if 0 <= i <= 127:
-        return bytes([0x80 + i])
-    return b"\x03" + varint(zigzag(i) & 0xFFFFFFFFFFFFFFFF)
+    if 0 <= i <= 255:
+        return bytes([T_BYTE, i])
+    return bytes([T_INT]) + struct.pack("<q", i)
 
 
 def el_str(s):
-    if len(s) <= 31:
-        return bytes([0x40 + len(s)]) + s
-    return b"\x05" + varint(len(s)) + s
+    if len(s) <= 255:
+        return bytes([T_STR8, len(s)]) + s
+    return bytes([T_STR]) + size_t(len(s)) + s
 
 
 def el_float(x):
-    return b"\x04" + struct.pack("<d", x)
+    return bytes([T_FLOAT]) + struct.pack("<d", x)
 
 
 def el_array(t, size, data):
     count = len(data) // size if size else 0
-    return b"\x08" + bytes([t]) + varint(size) + varint(count) + data
+    return bytes([T_ARRAY, t, size]) + size_t(count) + data
 
 
-NIL, FALSE, TRUE = b"\x00", b"\x01", b"\x02"
-LUDATA = b"\x06" + struct.pack("<Q", 0x1234)
-CFUNC = b"\x07" + struct.pack("<Q", 0)
+NIL = bytes([T_NIL])
+FALSE, TRUE = bytes([T_BOOL, 0]), bytes([T_BOOL, 1])
+LUDATA = bytes([T_LUDATA]) + struct.pack("<Q", 0x1234)
+CFUNC = bytes([T_CFUNC]) + struct.pack("<Q", 0)
 
 MESSAGES = {
     "empty": b"",
     "nil": NIL,
     "bools": TRUE + FALSE,
-    "ints": el_int(0) + el_int(127) + el_int(128) + el_int(-1) + el_int(2**53) + el_int(-2**63),
-    "floats": el_float(0.5) + el_float(float("nan")) + el_float(float("-inf")) + el_float(-0.0),
-    "strings": el_str(b"") + el_str(b"hello") + el_str(b"x" * 31) + el_str(b"y" * 32) + el_str(b"z" * 300),
+    "ints": el_int(0) + el_int(255) + el_int(256) + el_int(-1) + el_int(2**53) + el_int(-2**63),
+    "floats": el_float(0.5) + el_float(float("nan")) + el_float(float("-inf")) + el_float(-0.0)
+    + bytes([T_NEGZERO, 0]),
+    "strings": el_str(b"") + el_str(b"hello") + el_str(b"x" * 255) + el_str(b"y" * 256) + el_str(b"z" * 300),
     "binary": el_str(bytes(range(256))),
     "ptrs": LUDATA + CFUNC,
     "arrays": el_array(1, 1, b"\x01\x02\x03") + el_array(9, 8, struct.pack("<2d", 1.5, -2)) + el_array(5, 4, b""),
     "mixed": NIL + el_int(42) + el_str(b"m") + TRUE + el_float(3.25),
 }
 MALFORMED = {
-    "bad-tag": b"\x09",
-    "short-str": b"\x45ab",
-    "long-str-len": b"\x05\xff\xff\xff\xff\x0f",
-    "varint-overlong": b"\x03" + b"\xff" * 11,
-    "float-cut": b"\x04\x00\x00",
-    "array-overflow": b"\x08\x01\xff\xff\xff\xff\x0f\xff\xff\xff\xff\x0f",
-    "array-zero-size": b"\x08\x01\x00\x05",
+    "bad-tag": b"\x0b",
+    "short-str": bytes([T_STR8, 5]) + b"ab",
+    "long-str-len": bytes([T_STR]) + size_t(2**64 - 1),
+    "str-not-canonical": bytes([T_STR]) + size_t(3) + b"abc",
+    "int-not-canonical": bytes([T_INT]) + struct.pack("<q", 7),
+    "bool-2": bytes([T_BOOL, 2]),
+    "float-cut": bytes([T_FLOAT, 0, 0]),
+    "array-overflow": bytes([T_ARRAY, 1, 255]) + size_t(2**64 - 1),
+    "array-zero-size": bytes([T_ARRAY, 1, 0]) + size_t(5),
 }
 
 
@@ -80,7 +84,7 @@ def main():
     for name, msg in list(MESSAGES.items()) + list(MALFORMED.items()):
         write("fuzz_codec", name, msg)
     # frames as a queue holds them
-    write("fuzz_codec", "frames", b"".join(varint(len(m)) + m for m in MESSAGES.values()))
+    write("fuzz_codec", "frames", b"".join(header(len(m)) + m for m in MESSAGES.values()))
 
     # fuzz_reader: [nops][ops...][payload]; op >> 5: 0 next(), 1 next(nil), 2 bad carray,
     # 3 bad string, 4-7 next(count[op & 7]) with counts 1, 0, 2, 5, 1e9, -3, inf, 2.5

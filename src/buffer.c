@@ -114,27 +114,32 @@ static void wake_locked(MsgBuffer *b) {
 }
 
 MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock,
-                           MsgFire *fire) {
+                           MsgFire *fire, size_t *failsize) {
     MsgStatus st;
-    size_t vl = mtmsg_codec_varintlen(len);
+    size_t hl = mtmsg_codec_headerlen(len);
     fire->api = NULL;
-    if (len > (size_t)-1 - vl) return MSG_NOMEM;
+    if (len > (size_t)-1 - hl) {
+        if (failsize) *failsize = (size_t)-1;
+        return MSG_NOMEM;
+    }
     if (!mtmsg_mutex_acquire(b->mutex, nonblock)) return MSG_BUSY;
     if (b->closed) st = MSG_CLOSED;
     else if (b->aborted) st = MSG_ABORTED;
     else {
-        st = clear ? mtmsg_membuf_reset(&b->queue, vl + len)
-                   : mtmsg_membuf_reserve(&b->queue, vl + len);
+        st = clear ? mtmsg_membuf_reset(&b->queue, hl + len)
+                   : mtmsg_membuf_reserve(&b->queue, hl + len);
         if (st == MSG_OK) {
             char *p = mtmsg_membuf_end(&b->queue);
             if (clear) b->msgcnt = 0;
-            p += mtmsg_codec_putvarint(p, len);
+            p += mtmsg_codec_putheader(p, len);
             if (len) memcpy(p, payload, len);     /* payload may be NULL when empty */
-            b->queue.len += vl + len;
+            b->queue.len += hl + len;
             b->msgcnt++;
             if (b->listener && !b->in_ready) mtmsg_listener_ready_add_locked(b->listener, b);
             wake_locked(b);
             if (b->ntf[MTMSG_NTF_ADD].api) mtmsg_capi_arm_locked(b, MTMSG_NTF_ADD, fire);
+        } else if (st == MSG_NOMEM && failsize) {
+            *failsize = b->queue.failsize;        /* read under the lock */
         }
     }
     mtmsg_mutex_unlock(b->mutex);
@@ -143,23 +148,22 @@ MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int cl
 
 MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *check,
                                   MsgFire *fire) {
-    size_t pos = 0;
-    unsigned long long len;
+    size_t pos = 0, len;
     MsgStatus st;
     const char *q = mtmsg_membuf_begin(&b->queue);
-    if (!mtmsg_codec_getvarint(q, b->queue.len, &pos, &len) || len > b->queue.len - pos)
+    if (!mtmsg_codec_getheader(q, b->queue.len, &pos, &len) || len > b->queue.len - pos)
         mtmsg_sync_abort(-1, __FILE__, __LINE__);           /* corrupt queue: a bug */
     fire->api = NULL;
-    if (check && mtmsg_carray_neednew(check, q + pos, (size_t)len, 0, -1))
+    if (check && mtmsg_carray_neednew(check, q + pos, len, 0, -1))
         return MSG_NEEDCARRAY;
-    st = mtmsg_membuf_reset(out, (size_t)len);
+    st = mtmsg_membuf_reset(out, len);
     if (st != MSG_OK) {
-        if (st == MSG_TOO_BIG) out->failsize = (size_t)len;    /* size for the error text */
+        if (st == MSG_TOO_BIG) out->failsize = len;    /* size for the error text */
         return st;
     }
-    memcpy(out->data, q + pos, (size_t)len);
-    out->len = (size_t)len;
-    mtmsg_membuf_consume(&b->queue, pos + (size_t)len);
+    memcpy(out->data, q + pos, len);
+    out->len = len;
+    mtmsg_membuf_consume(&b->queue, pos + len);
     b->msgcnt--;
     if (b->msgcnt == 0 && b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
     wake_locked(b);                  /* pass the baton if more is waiting */
@@ -310,14 +314,17 @@ static int buffer_name(lua_State *L) {
     return 1;
 }
 
-/* Turns the status of a put into the Lua result: true, false, or a raise. */
-static int put_result(lua_State *L, MsgBuffer *b, MsgStatus st, size_t len) {
+/* Turns the status of a put of a `len`-byte payload into the Lua result: true, false,
+ * or a raise. failsize: the allocation that failed, for MSG_NOMEM. */
+static int put_result(lua_State *L, MsgBuffer *b, MsgStatus st, size_t len, size_t failsize) {
     switch (st) {
     case MSG_OK: lua_pushboolean(L, 1); return 1;
     case MSG_BUSY: case MSG_FULL: lua_pushboolean(L, 0); return 1;
-    default:    /* the limit of a fixed size is immutable; failsize is not: don't read it */
-        return mtmsg_error_status(L, st, &b->obj, NULL, st == MSG_TOO_BIG ? &b->queue : NULL,
-                                  len + mtmsg_codec_varintlen(len));
+    case MSG_TOO_BIG:   /* the limit of a fixed size is immutable: read it unlocked */
+        return mtmsg_error_status(L, st, &b->obj, NULL, &b->queue,
+                                  mtmsg_codec_headerlen(len) + len);
+    default:
+        return mtmsg_error_status(L, st, &b->obj, NULL, NULL, failsize);
     }
 }
 
@@ -359,7 +366,7 @@ static int put_args(lua_State *L, int clear) {
     MemBuf *mb = mtmsg_busybuf_acquire(L, MTMSG_UP_SCRATCH), copy;
     MsgStatus st;
     MsgFire fire;
-    size_t len;
+    size_t len, failsize = 0;
     mtmsg_membuf_clear(mb);
     st = mtmsg_codec_encode(L, 2, top, mb, &badarg, &badmsg);
     if (st != MSG_OK) {                    /* bad argument or no memory: nothing sent */
@@ -369,20 +376,24 @@ static int put_args(lua_State *L, int clear) {
         return mtmsg_error_status(L, st, NULL, NULL, &copy, 0);
     }
     len = mb->len;
-    st = mtmsg_buffer_put(h->b, mtmsg_membuf_begin(mb), len, clear, h->nonblock, &fire);
+    st = mtmsg_buffer_put(h->b, mtmsg_membuf_begin(mb), len, clear, h->nonblock, &fire,
+                          &failsize);
     mtmsg_busybuf_release(L, MTMSG_UP_SCRATCH, mb, top + 1);
     if (fire.api) mtmsg_capi_firelua(L, &fire);
-    return put_result(L, h->b, st, len);
+    return put_result(L, h->b, st, len, failsize);
 }
 
 static int buffer_addmsg(lua_State *L) { return put_args(L, 0); }
 static int buffer_setmsg(lua_State *L) { return put_args(L, 1); }
 
-int mtmsg_buffer_putraw(lua_State *L, BufferHandle *h, const char *p, size_t len, int clear) {
+int mtmsg_buffer_putraw(lua_State *L, BufferHandle *h, MemBuf *src, int clear) {
     MsgFire fire;
-    MsgStatus st = mtmsg_buffer_put(h->b, p, len, clear, h->nonblock, &fire);
+    size_t len = src->len, failsize = 0;
+    MsgStatus st = mtmsg_buffer_put(h->b, mtmsg_membuf_begin(src), len, clear, h->nonblock,
+                                    &fire, &failsize);
+    if (st == MSG_OK) mtmsg_membuf_clear(src);    /* stored: before a notifier can raise */
     if (fire.api) mtmsg_capi_firelua(L, &fire);
-    return put_result(L, h->b, st, len);
+    return put_result(L, h->b, st, len, failsize);
 }
 
 static int buffer_msgcnt(lua_State *L) {

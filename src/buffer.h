@@ -69,11 +69,13 @@ void mtmsg_buffer_release(MsgBuffer *b);
 /* Frees a buffer that nobody references any more. Call with no lock held. */
 void mtmsg_buffer_free(MsgBuffer *b);
 
-/* Queues one message (an encoded payload); clear: drop older messages first.
- * MSG_OK, MSG_BUSY (nonblock), MSG_CLOSED, MSG_ABORTED, MSG_FULL, MSG_TOO_BIG, MSG_NOMEM.
+/* Queues one message (an encoded payload); clear: drop older messages first. It costs
+ * mtmsg_codec_headerlen(len) + len bytes of a fixed-size buffer's limit.
+ * MSG_OK, MSG_BUSY (nonblock), MSG_CLOSED, MSG_ABORTED, MSG_FULL, MSG_TOO_BIG, MSG_NOMEM
+ * (then *failsize, if failsize is not NULL, is the size of the allocation that failed).
  * *fire receives the ">" notifier call to make after a successful put. */
 MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock,
-                           MsgFire *fire);
+                           MsgFire *fire, size_t *failsize);
 /* Moves the next message's payload into `out` (emptied first). timeout < 0 waits
  * forever, 0 polls. MSG_OK, MSG_EMPTY, MSG_BUSY, MSG_CLOSED, MSG_ABORTED, and
  * MSG_NOMEM/MSG_TOO_BIG when `out` cannot hold it (the message stays queued).
@@ -114,9 +116,10 @@ int mtmsg_pushtostring(lua_State *L, const char *tname, const MsgObject *o);
 
 /* Receive-side arguments shared by buffer, listener and reader: timeout/carray list. */
 double mtmsg_buffer_recvargs(lua_State *L, int arg, int nonblock, struct CarrayReuse *reuse);
-/* writer:addmsg/setmsg: queues an encoded payload through handle h; returns the
- * Lua result (true/false) or raises. */
-int mtmsg_buffer_putraw(lua_State *L, BufferHandle *h, const char *p, size_t len, int clear);
+/* writer:addmsg/setmsg: queues the payload in `src` through handle h and empties `src`
+ * once it is stored (before the notifier call, which may raise); returns the Lua
+ * result (true/false) or raises. */
+int mtmsg_buffer_putraw(lua_State *L, BufferHandle *h, MemBuf *src, int clear);
 /* Per-state work buffers (see buffer.c): upvalue MTMSG_UP_SCRATCH of every module
  * function encodes messages, upvalue MTMSG_UP_RECV of buffer/listener:nextmsg receives
  * them. acquire returns the upvalue's buffer, or a temporary pushed on the stack when

@@ -250,7 +250,7 @@ static void n_release(notify_notifier *n) { mtmsg_buffer_release((MsgBuffer *)n)
 static int n_notify(notify_notifier *n, notifier_error_handler eh, void *ehdata) {
     MsgFire f;
     const char *why;
-    switch (mtmsg_buffer_put((MsgBuffer *)n, "", 0, 0, 0, &f)) {
+    switch (mtmsg_buffer_put((MsgBuffer *)n, "", 0, 0, 0, &f, NULL)) {
     case MSG_OK: return fire_capi(&f, eh, ehdata);
     case MSG_CLOSED: return 1;
     case MSG_ABORTED: return 2;
@@ -303,7 +303,7 @@ static int r_msgToReceiver(receiver_object *r, receiver_writer *w, int clear, in
     MsgFire f;
     int rc;
     const char *p = w->mb.len ? mtmsg_membuf_begin(&w->mb) : "";
-    switch (mtmsg_buffer_put((MsgBuffer *)r, p, w->mb.len, clear != 0, nonblock != 0, &f)) {
+    switch (mtmsg_buffer_put((MsgBuffer *)r, p, w->mb.len, clear != 0, nonblock != 0, &f, NULL)) {
     case MSG_OK: break;
     case MSG_CLOSED: return RECEIVER_CAPI_RC_CLOSED;
     case MSG_ABORTED: return RECEIVER_CAPI_RC_ABORTED;
@@ -326,11 +326,11 @@ static int r_addBoolean(receiver_writer *w, int b) {
 }
 
 static int r_addInteger(receiver_writer *w, lua_Integer i) {
-    return wstatus(mtmsg_codec_putint(&w->mb, (long long)i));
+    return wstatus(mtmsg_codec_putint(&w->mb, i));
 }
 
 static int r_addNumber(receiver_writer *w, lua_Number n) {
-    return wstatus(mtmsg_codec_putfloat(&w->mb, (double)n));
+    return wstatus(mtmsg_codec_putfloat(&w->mb, n));
 }
 
 static int r_addString(receiver_writer *w, const char *s, size_t len) {
@@ -341,13 +341,13 @@ static int r_addString(receiver_writer *w, const char *s, size_t len) {
     return wstatus(mtmsg_codec_putstr(&w->mb, s, len));
 }
 
-/* len integer values, all or nothing: the exact room is reserved first. */
+/* len integer values, all or nothing: the room (MTMSG_SIZE_BYTE each) is reserved first. */
 static int r_addBytes(receiver_writer *w, const unsigned char *s, size_t len) {
-    size_t i, need = 0;
+    size_t i;
     MsgStatus st;
-    for (i = 0; i < len; i++) need += s[i] <= MTMSG_SMALLINT_MAX ? 1 : 3;
-    st = mtmsg_membuf_reserve(&w->mb, need);
-    for (i = 0; st == MSG_OK && i < len; i++) st = mtmsg_codec_putint(&w->mb, s[i]);
+    if (len > (size_t)-1 / MTMSG_SIZE_BYTE) return 2;
+    st = mtmsg_membuf_reserve(&w->mb, len * MTMSG_SIZE_BYTE);
+    for (i = 0; st == MSG_OK && i < len; i++) st = mtmsg_codec_putint(&w->mb, (lua_Integer)s[i]);
     return wstatus(st);
 }
 
@@ -410,8 +410,8 @@ static void s_nextValue(sender_reader *r, sender_capi_value *out) {
     switch (v.type) {
     case VAL_NIL: out->type = SENDER_CAPI_TYPE_NIL; break;
     case VAL_BOOL: out->type = SENDER_CAPI_TYPE_BOOLEAN; out->boolVal = v.u.b != 0; break;
-    case VAL_INT: out->type = SENDER_CAPI_TYPE_INTEGER; out->intVal = (lua_Integer)v.u.i; break;
-    case VAL_FLOAT: out->type = SENDER_CAPI_TYPE_NUMBER; out->numVal = (lua_Number)v.u.n; break;
+    case VAL_INT: out->type = SENDER_CAPI_TYPE_INTEGER; out->intVal = v.u.i; break;
+    case VAL_FLOAT: out->type = SENDER_CAPI_TYPE_NUMBER; out->numVal = v.u.n; break;
     case VAL_LUDATA: out->type = SENDER_CAPI_TYPE_LIGHTUSERDATA; out->ptrVal = v.u.p; break;
     case VAL_CFUNC: out->type = SENDER_CAPI_TYPE_CFUNCTION; out->funcVal = v.u.f; break;
     case VAL_STR:

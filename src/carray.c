@@ -67,8 +67,9 @@ MsgStatus mtmsg_carray_encode(lua_State *L, int idx, MemBuf *out, const char **b
     }
     memset(&info, 0, sizeof info);
     a = api->toReadableCarray(L, idx, &info);
-    /* the type must fit the message's type byte; elements need a size */
+    /* type and element size must fit their bytes; elements need a size */
     if (!a || (int)info.elementType < 1 || (int)info.elementType > 255
+        || info.elementSize > MTMSG_ELEMSIZE_MAX
         || (info.elementSize == 0 && info.elementCount > 0)) {
         *badmsg = "parameter type not supported";
         return MSG_BADARG;

@@ -1,7 +1,9 @@
 /*
- * Message codec: Lua values <-> the compact tagged byte format of messages (wire
- * format in docs/DESIGN.md). Takes no locks; the plain-C element functions are also
- * used by the native C APIs, which have no Lua state.
+ * Message codec: Lua values <-> the tagged byte format of messages (wire format in
+ * docs/DESIGN.md). Every element takes exactly the bytes that mtmsg 0.4.3 counts
+ * against a size limit, so a queue's, writer's or reader's byte length is its
+ * accounted size. Takes no locks; the plain-C element functions are also used by the
+ * native C APIs, which have no Lua state.
  */
 #ifndef MTMSG_CODEC_H
 #define MTMSG_CODEC_H
@@ -9,20 +11,47 @@
 #include "lua.h"
 #include "membuf.h"
 
-/* Element tags. */
+/* Element tags (the first byte of every element). */
 enum {
-    TAG_NIL = 0x00, TAG_FALSE = 0x01, TAG_TRUE = 0x02,
-    TAG_INT = 0x03,       /* zigzag LEB128 varint */
-    TAG_FLOAT = 0x04,     /* 8 bytes, native double */
-    TAG_STR = 0x05,       /* varint length, bytes */
-    TAG_LUDATA = 0x06,    /* native void* */
-    TAG_CFUNC = 0x07,     /* native lua_CFunction */
-    TAG_ARRAY = 0x08,     /* type byte, varint element size, varint count, bytes */
-    TAG_SHORTSTR = 0x40,  /* 0x40 + length (0..31), bytes */
-    TAG_SMALLINT = 0x80   /* 0x80 + value (0..127) */
+    TAG_NIL = 0x00,       /* -                                           1 byte  */
+    TAG_BOOL = 0x01,      /* 0 or 1                                      2 bytes */
+    TAG_BYTE = 0x02,      /* integer 0..255 in one byte                  2 bytes */
+    TAG_INT = 0x03,       /* any other integer, native lua_Integer       1 + sizeof(lua_Integer) */
+    TAG_FLOAT = 0x04,     /* native lua_Number                           1 + sizeof(lua_Number) */
+    TAG_STR8 = 0x05,      /* length 0..255 in one byte, the bytes        2 + n */
+    TAG_STR = 0x06,       /* length > 255 as native size_t, the bytes    1 + sizeof(size_t) + n */
+    TAG_LUDATA = 0x07,    /* native void*                                1 + sizeof(void*) */
+    TAG_CFUNC = 0x08,     /* native lua_CFunction                        1 + sizeof(lua_CFunction) */
+    TAG_NEGZERO = 0x09,   /* -0.0 on Lua without integers, then a 0 byte 2 bytes */
+    TAG_ARRAY = 0xCA      /* type byte, element size byte (1..255 or 0 for no elements),
+                             native size_t count, size*count bytes       3 + sizeof(size_t) + size*count */
 };
-#define MTMSG_SHORTSTR_MAX 31
-#define MTMSG_SMALLINT_MAX 127
+
+/* Element sizes (each one the byte count of mtmsg 0.4.3 on the same platform). */
+#define MTMSG_SIZE_NIL     ((size_t)1)
+#define MTMSG_SIZE_BOOL    ((size_t)2)
+#define MTMSG_SIZE_BYTE    ((size_t)2)
+#define MTMSG_SIZE_INT     (1 + sizeof(lua_Integer))
+#define MTMSG_SIZE_FLOAT   (1 + sizeof(lua_Number))
+#define MTMSG_SIZE_NEGZERO ((size_t)2)
+#define MTMSG_SIZE_LUDATA  (1 + sizeof(void *))
+#define MTMSG_SIZE_CFUNC   (1 + sizeof(lua_CFunction))
+#define MTMSG_SIZE_STR8    ((size_t)2)                  /* plus the bytes */
+#define MTMSG_SIZE_STR     (1 + sizeof(size_t))         /* plus the bytes */
+#define MTMSG_SIZE_ARRAY   (3 + sizeof(size_t))         /* plus the elements */
+#define MTMSG_STR8_MAX     255
+#define MTMSG_BYTE_MAX     255
+#define MTMSG_ELEMSIZE_MAX 255                          /* array element sizes that fit */
+
+/* Size of an integer element. */
+static inline size_t mtmsg_codec_intsize(lua_Integer i) {
+    return i >= 0 && i <= MTMSG_BYTE_MAX ? MTMSG_SIZE_BYTE : MTMSG_SIZE_INT;
+}
+/* Size of a string element of len bytes; 0 when that overflows size_t. */
+static inline size_t mtmsg_codec_strsize(size_t len) {
+    size_t head = len <= MTMSG_STR8_MAX ? MTMSG_SIZE_STR8 : MTMSG_SIZE_STR;
+    return len > (size_t)-1 - head ? 0 : head + len;
+}
 
 /* Value kinds; the numbers equal the Sender C API value codes. */
 typedef enum MsgValType {
@@ -33,8 +62,8 @@ typedef struct MsgValue {
     MsgValType type;
     union {
         int b;
-        long long i;
-        double n;
+        lua_Integer i;
+        lua_Number n;
         void *p;
         lua_CFunction f;
         struct { const char *ptr; size_t len; } s;
@@ -46,15 +75,18 @@ typedef struct MsgValue {
  * On failure nothing is appended. */
 MsgStatus mtmsg_codec_putnil(MemBuf *mb);
 MsgStatus mtmsg_codec_putbool(MemBuf *mb, int b);
-MsgStatus mtmsg_codec_putint(MemBuf *mb, long long i);
-MsgStatus mtmsg_codec_putfloat(MemBuf *mb, double n);
+MsgStatus mtmsg_codec_putint(MemBuf *mb, lua_Integer i);
+MsgStatus mtmsg_codec_putfloat(MemBuf *mb, lua_Number n);
 MsgStatus mtmsg_codec_putstr(MemBuf *mb, const char *s, size_t len);
+/* tag TAG_LUDATA (size sizeof(void*)) or TAG_CFUNC (size sizeof(lua_CFunction)) */
 MsgStatus mtmsg_codec_putptr(MemBuf *mb, int tag, const void *p, size_t size);
-/* Appends an array header and reserves its payload; *data receives where to write it. */
+/* Appends an array header and reserves its payload; *data receives where to write it.
+ * type must be 0..255 and elemsize at most MTMSG_ELEMSIZE_MAX (else MSG_BADARG). */
 MsgStatus mtmsg_codec_putarray(MemBuf *mb, int type, size_t elemsize, size_t count, char **data);
 
 /* Parses the element at p[*pos] (of len bytes) into *v and advances *pos.
- * Returns 1, 0 at the end, -1 for malformed bytes (bounds always checked). */
+ * Returns 1, 0 at the end, -1 for malformed bytes (bounds always checked; only the
+ * one encoding the put functions write is accepted for each value). */
 int mtmsg_codec_next(const char *p, size_t len, size_t *pos, MsgValue *v);
 
 struct CarrayReuse;
@@ -69,10 +101,15 @@ MsgStatus mtmsg_codec_encode(lua_State *L, int first, int last, MemBuf *out,
 int mtmsg_codec_decode(lua_State *L, const char *p, size_t len, size_t *pos, int max,
                        struct CarrayReuse *reuse);
 
-/* Message frames in a buffer queue: varint payload length, then the payload. */
-size_t mtmsg_codec_varintlen(size_t v);
-size_t mtmsg_codec_putvarint(char *dst, size_t v);          /* returns bytes written */
-/* Reads a varint at p[*pos..len); 0 on malformed/truncated input. */
-int mtmsg_codec_getvarint(const char *p, size_t len, size_t *pos, unsigned long long *v);
+/* Message frames in a buffer queue: a header, then the payload (the elements). The
+ * header is one byte holding the payload length when that is below 255, else the byte
+ * 255 and the length as native size_t. */
+#define MTMSG_HEADER_SHORT 255
+static inline size_t mtmsg_codec_headerlen(size_t payload) {
+    return payload < MTMSG_HEADER_SHORT ? 1 : 1 + sizeof(size_t);
+}
+size_t mtmsg_codec_putheader(char *dst, size_t payload);      /* returns bytes written */
+/* Reads a header at p[*pos..len); 0 on malformed/truncated input. */
+int mtmsg_codec_getheader(const char *p, size_t len, size_t *pos, size_t *payload);
 
 #endif

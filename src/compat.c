@@ -35,9 +35,11 @@ int mtmsg_tointeger(lua_State *L, int i, lua_Integer *out) {
     *out = lua_tointeger(L, i);
     return 1;
 #else
+    /* 2^(bits-1): also within lua_Integer where that is narrower (32-bit platforms) */
+    const lua_Number ilim = (lua_Number)((lua_Integer)1 << (sizeof(lua_Integer) * 8 - 2)) * 2;
     lua_Number n = lua_tonumber(L, i);
     if (n >= -9007199254740992.0 && n <= 9007199254740992.0 && n == floor(n)
-        && !(n == 0 && signbit(n))) {
+        && n >= -ilim && n < ilim && !(n == 0 && signbit(n))) {
         *out = (lua_Integer)n;
         return 1;
     }

@@ -34,7 +34,8 @@ void *luaL_testudata(lua_State *L, int ud, const char *tname);
 #endif
 
 /* Number at i as an integer if it has an exact integer value: on 5.3+ only for the
- * integer subtype; on 5.1/5.2 for integral doubles within +-2^53 (not -0.0). */
+ * integer subtype; on 5.1/5.2 for integral doubles within +-2^53 and the range of
+ * lua_Integer (not -0.0). */
 int mtmsg_tointeger(lua_State *L, int i, lua_Integer *out);
 /* Pushes an integer-valued number (integer subtype where Lua has one). */
 void mtmsg_pushinteger(lua_State *L, lua_Integer v);

@@ -58,7 +58,11 @@ static size_t grown_cap(const MemBuf *mb, size_t need) {
 
 MsgStatus mtmsg_membuf_reserve_slow(MemBuf *mb, size_t n) {
     size_t need;
-    if (n > (size_t)-1 - mb->len) return mb->grow == 0 ? MSG_TOO_BIG : MSG_NOMEM;
+    if (n > (size_t)-1 - mb->len) {
+        if (mb->grow == 0) return MSG_TOO_BIG;
+        mb->failsize = (size_t)-1;            /* more than any address space */
+        return MSG_NOMEM;
+    }
     need = mb->len + n;
     if (mb->data && mb->start + need <= mb->cap) return MSG_OK;
     if (need <= mb->cap) {

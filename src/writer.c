@@ -68,9 +68,7 @@ static int writer_add(lua_State *L) {
 static int writer_put(lua_State *L, int clear) {
     Writer *w = checkwriter(L, 1);
     BufferHandle *h = mtmsg_buffer_check(L, 2);
-    int n = mtmsg_buffer_putraw(L, h, mtmsg_membuf_begin(&w->mb), w->mb.len, clear);
-    if (lua_toboolean(L, -1)) mtmsg_membuf_clear(&w->mb);
-    return n;
+    return mtmsg_buffer_putraw(L, h, &w->mb, clear);    /* empties w->mb once stored */
 }
 
 static int writer_addmsg(lua_State *L) { return writer_put(L, 0); }

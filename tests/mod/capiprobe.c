@@ -6,7 +6,8 @@
  * Lua API (see tests/capi_spec.lua):
  *   probe.lookup(v, kind)        kind "notify"|"receiver"|"sender": major, minor, patch | nil, reason
  *   probe.to(v, kind)            whether to<Kind>(L, i) returns non-NULL (stack must stay balanced)
- *   probe.sizes()                {notify=, receiver=, sender=, value=, ptr=} sizes in bytes
+ *   probe.sizes()                {notify=, receiver=, sender=, value=, ptr=, size_t=, integer=,
+ *                                number=, cfunction=} sizes in bytes
  *   probe.fake(kind, major, minor [, buffer])   object publishing a fake record major.minor.0;
  *                                with buffer, its next_capi points to that buffer's real record
  *   probe.badmarker(kind, how)   object with a malformed marker: "string"|"light"|"short"|"key"
@@ -191,7 +192,7 @@ static int p_to(lua_State *L) {
 }
 
 static int p_sizes(lua_State *L) {
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 9);
     lua_pushinteger(L, (lua_Integer)sizeof(notify_capi));
     lua_setfield(L, -2, "notify");
     lua_pushinteger(L, (lua_Integer)sizeof(receiver_capi));
@@ -202,6 +203,14 @@ static int p_sizes(lua_State *L) {
     lua_setfield(L, -2, "value");
     lua_pushinteger(L, (lua_Integer)sizeof(void *));
     lua_setfield(L, -2, "ptr");
+    lua_pushinteger(L, (lua_Integer)sizeof(size_t));        /* sizes of message elements */
+    lua_setfield(L, -2, "size_t");
+    lua_pushinteger(L, (lua_Integer)sizeof(lua_Integer));
+    lua_setfield(L, -2, "integer");
+    lua_pushinteger(L, (lua_Integer)sizeof(lua_Number));
+    lua_setfield(L, -2, "number");
+    lua_pushinteger(L, (lua_Integer)sizeof(lua_CFunction));
+    lua_setfield(L, -2, "cfunction");
     return 1;
 }
 
