@@ -4,7 +4,7 @@
 #              injection under ASan (scripts/asan.sh)
 #   2. tsan  - the threaded specs with the short stress test under TSan (scripts/tsan.sh)
 #   3. fuzz  - every libFuzzer target for CI_FUZZ_SECONDS (default 5) from its corpus
-#   4. bare-debian - `sh demo.sh` in a debootstrap minbase system without make or a
+#   4. bare  - `sh demo.sh` in a debootstrap minbase system without make or a
 #              compiler (scripts/bare-debian.sh; about 2.5 min the first time)
 #   5. valgrind - only with MTMSG_CI_VALGRIND=1 (about 1 more minute)
 # Installs clang, libclang-rt-14-dev, valgrind as needed when root (else prints the
@@ -29,7 +29,7 @@ check() {
 check asan sh scripts/asan.sh
 check tsan sh scripts/tsan.sh
 check fuzz sh scripts/fuzz.sh "${CI_FUZZ_SECONDS:-5}"
-check bare-debian sh scripts/bare-debian.sh
+check bare sh scripts/bare-debian.sh
 if [ -n "$MTMSG_CI_VALGRIND" ]; then check valgrind sh scripts/valgrind.sh; fi
 if [ "$status" = 0 ]; then
     echo "ci-extra: PASS (all checks, $(( $(date +%s) - t0 )) s)"
