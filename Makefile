@@ -115,11 +115,13 @@ bench:
 # Windows x64, cross-compiled with mingw-w64 against a Lua 5.4 DLL built from Debian's
 # lua5.4 source (scripts/winlua.sh, into build/win64/lua/); see README "Windows".
 #   make windows         build/win64/{mtmsg,testthread,carray,capiprobe}.dll
-#   make test-windows    those, then the Lua specs under wine (scripts/wintest.sh)
+#                        (WIN_VARIANT=-x WIN_EXTRA_CFLAGS=...: another build in build/win64-x/)
+#   make test-windows    those, then the Lua specs under wine (scripts/wintest.sh), also
+#                        with the Interlocked atomics that MSVC builds use
 .PHONY: windows test-windows
 WIN_CC ?= x86_64-w64-mingw32-gcc
-WIN_BUILD = build/win64
-WIN_LUA = $(WIN_BUILD)/lua
+WIN_BUILD = build/win64$(WIN_VARIANT)
+WIN_LUA = build/win64/lua
 WIN_CFLAGS = -std=c99 $(WARN) -I$(WIN_LUA)/include -Isrc -Iinclude \
              -DMTMSG_VERSION='"$(MTMSG_VERSION)"' $(OPT) $(WIN_EXTRA_CFLAGS)
 WIN_LDFLAGS = -shared -static-libgcc $(WIN_LUA)/liblua54.dll.a $(WIN_EXTRA_LDFLAGS)

@@ -5,6 +5,8 @@
 #   2. tsan  - the threaded specs with the short stress test under TSan (scripts/tsan.sh)
 #   3. fuzz  - every libFuzzer target for CI_FUZZ_SECONDS (default 5) from its corpus
 #   4. valgrind - only with MTMSG_CI_VALGRIND=1 (about 1 more minute)
+#   windows - the Windows x64 build (mingw-w64) and the specs under wine (scripts/wintest.sh;
+#              installs gcc-mingw-w64-x86-64, wine64, dpkg-dev when root; about 30 s)
 # Installs clang, libclang-rt-14-dev, valgrind as needed when root (else prints the
 # apt-get command). Last line: "ci-extra: PASS ..." or "ci-extra: FAIL ...".
 cd "$(dirname "$0")/.." || exit 1
@@ -28,6 +30,7 @@ check asan sh scripts/asan.sh
 check tsan sh scripts/tsan.sh
 check fuzz sh scripts/fuzz.sh "${CI_FUZZ_SECONDS:-5}"
 if [ -n "$MTMSG_CI_VALGRIND" ]; then check valgrind sh scripts/valgrind.sh; fi
+check windows sh scripts/wintest.sh
 if [ "$status" = 0 ]; then
     echo "ci-extra: PASS (all checks, $(( $(date +%s) - t0 )) s)"
 else
