@@ -86,6 +86,8 @@ for variant in ${WIN_VARIANTS:-gcc interlocked}; do
 
     # the specs under wine
     echo "wintest: $($WINE --version 2>/dev/null) running build/win64/lua/lua.exe tests/winrun.lua"
+    "$WINE" build/win64/lua/lua.exe -e "package.cpath = '$dir/?.dll'
+        print('wintest: ' .. require('mtmsg')._INFO)" 2>&1 | tr -d '\r' | grep '^wintest: '
     log=$dir/wintest.log
     # shellcheck disable=SC2086
     timeout "${WINTEST_TIMEOUT:-600}" "$WINE" build/win64/lua/lua.exe tests/winrun.lua \
