@@ -111,3 +111,37 @@ stress: testmods
 	@MTMSG_STRESS_SECONDS=$${MTMSG_STRESS_SECONDS:-60} SPECS=tests/stress_spec.lua sh tests/run.sh $(LUA)
 bench:
 	@sh bench/run.sh
+
+# Windows x64, cross-compiled with mingw-w64 against a Lua 5.4 DLL built from Debian's
+# lua5.4 source (scripts/winlua.sh, into build/win64/lua/); see README "Windows".
+#   make windows         build/win64/{mtmsg,testthread,carray,capiprobe}.dll
+#                        (WIN_VARIANT=-x WIN_EXTRA_CFLAGS=...: another build in build/win64-x/)
+#   make test-windows    those, then the Lua specs under wine (scripts/wintest.sh), also
+#                        with the Interlocked atomics that MSVC builds use
+.PHONY: windows test-windows
+WIN_CC ?= x86_64-w64-mingw32-gcc
+WIN_BUILD = build/win64$(WIN_VARIANT)
+WIN_LUA = build/win64/lua
+WIN_CFLAGS = -std=c99 $(WARN) -I$(WIN_LUA)/include -Isrc -Iinclude \
+             -DMTMSG_VERSION='"$(MTMSG_VERSION)"' $(OPT) $(WIN_EXTRA_CFLAGS)
+WIN_LDFLAGS = -shared -static-libgcc $(WIN_LUA)/liblua54.dll.a $(WIN_EXTRA_LDFLAGS)
+WIN_OBJS = $(patsubst src/%.c,$(WIN_BUILD)/obj/%.o,$(SRCS))
+WIN_TESTMODS = $(patsubst tests/mod/%.c,$(WIN_BUILD)/%.dll,$(wildcard tests/mod/*.c))
+
+windows: $(WIN_BUILD)/mtmsg.dll $(WIN_TESTMODS)
+
+$(WIN_LUA)/liblua54.dll.a:
+	@sh scripts/winlua.sh
+
+$(WIN_BUILD)/obj/%.o: src/%.c $(HDRS) $(WIN_LUA)/liblua54.dll.a
+	@mkdir -p $(dir $@)
+	$(WIN_CC) $(WIN_CFLAGS) -c $< -o $@
+
+$(WIN_BUILD)/mtmsg.dll: $(WIN_OBJS)
+	$(WIN_CC) $(WIN_OBJS) -o $@ $(WIN_LDFLAGS)
+
+$(WIN_BUILD)/%.dll: tests/mod/%.c $(HDRS) $(WIN_LUA)/liblua54.dll.a
+	$(WIN_CC) $(WIN_CFLAGS) $< -o $@ $(WIN_LDFLAGS)
+
+test-windows:
+	@sh scripts/wintest.sh

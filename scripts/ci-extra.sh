@@ -6,7 +6,9 @@
 #   3. fuzz  - every libFuzzer target for CI_FUZZ_SECONDS (default 5) from its corpus
 #   4. bare  - `sh demo.sh` in a debootstrap minbase system without make or a
 #              compiler (scripts/bare-debian.sh; about 2.5 min the first time)
-#   5. valgrind - only with MTMSG_CI_VALGRIND=1 (about 1 more minute)
+#   5. windows - the Windows x64 build (mingw-w64) and the specs under wine (scripts/wintest.sh;
+#              installs gcc-mingw-w64-x86-64, wine64, dpkg-dev when root; about 1-2 min)
+#   6. valgrind - only with MTMSG_CI_VALGRIND=1
 # Installs clang, libclang-rt-14-dev, valgrind as needed when root (else prints the
 # apt-get command). Last line: "ci-extra: PASS ..." or "ci-extra: FAIL ...".
 cd "$(dirname "$0")/.." || exit 1
@@ -30,6 +32,7 @@ check asan sh scripts/asan.sh
 check tsan sh scripts/tsan.sh
 check fuzz sh scripts/fuzz.sh "${CI_FUZZ_SECONDS:-5}"
 check bare sh scripts/bare-debian.sh
+check windows sh scripts/wintest.sh
 if [ -n "$MTMSG_CI_VALGRIND" ]; then check valgrind sh scripts/valgrind.sh; fi
 if [ "$status" = 0 ]; then
     echo "ci-extra: PASS (all checks, $(( $(date +%s) - t0 )) s)"

@@ -8,12 +8,6 @@
 #include "lua.h"
 #include "lauxlib.h"
 
-#if defined(__GNUC__)
-#define MTMSG_API __attribute__((visibility("default")))
-#else
-#define MTMSG_API
-#endif
-
 #if LUA_VERSION_NUM < 502
 #define lua_rawlen(L, i) lua_objlen(L, (i))
 #if !defined(LUAJIT_VERSION_NUM) && !defined(luaL_newlibtable)

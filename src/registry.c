@@ -30,14 +30,14 @@ static HashTable by_id;                     /* guarded by: reg_mutex */
 static HashTable by_name[2];                /* guarded by: reg_mutex; per kind */
 static unsigned long long next_id = FIRST_ID;  /* guarded by: reg_mutex */
 static int global_abort;                    /* guarded by: reg_mutex */
-static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+static MtOnce reg_once = MTMSG_ONCE_INIT;
 
 static void reg_init(void) {
     mtmsg_mutex_init(&reg_mutex);
     mtmsg_cond_init(&reg_cond);
 }
 static void reg_lock(void) {
-    pthread_once(&reg_once, reg_init);
+    mtmsg_once(&reg_once, reg_init);
     mtmsg_mutex_lock(&reg_mutex);
 }
 static void reg_unlock(void) { mtmsg_mutex_unlock(&reg_mutex); }

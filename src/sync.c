@@ -1,29 +1,19 @@
 /*
- * POSIX implementation of the threads layer declared in sync.h. Condition
- * variables wait on CLOCK_MONOTONIC, so wall-clock changes do not move deadlines.
+ * The parts of the threads layer (sync.h) that are the same on every backend: the
+ * abort path, the short trylock spin of mtmsg_mutex_lock, bounded adaptive spinning
+ * and the take-loop wait. Backends: sync_pthread.c, sync_c11.c, sync_win32.c (threads),
+ * sync_posix.c, sync_win32.c (clocks, CPU count, yield, pinning).
  */
-#define _GNU_SOURCE             /* dladdr, RTLD_NODELETE */
 #include "sync.h"
 
-#include <dlfcn.h>
-
-#include <errno.h>
-#include <math.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
-
-#define CHECK(rc) do { int rc_ = (rc); if (rc_ != 0) mtmsg_sync_abort(rc_, __FILE__, __LINE__); } while (0)
 
 void mtmsg_sync_abort(int rc, const char *file, int line) {
     fprintf(stderr, "mtmsg: fatal: sync primitive failed (rc=%d) at %s:%d\n", rc, file, line);
     abort();
 }
 
-void mtmsg_mutex_init(MtMutex *m) { CHECK(pthread_mutex_init(m, NULL)); }
-void mtmsg_mutex_destroy(MtMutex *m) { CHECK(pthread_mutex_destroy(m)); }
 /* Critical sections are short (a memcpy of one message): when the mutex is busy,
  * retry for about a microsecond before sleeping in the kernel, so that a producer
  * and a consumer do not put each other to sleep (and pay a futex wake-up) on
@@ -32,52 +22,19 @@ void mtmsg_mutex_destroy(MtMutex *m) { CHECK(pthread_mutex_destroy(m)); }
 void mtmsg_mutex_lock(MtMutex *m) {
     int k;
     for (k = 0; k < LOCK_SPINS; k++) {
-        int rc = pthread_mutex_trylock(m);
-        if (rc == 0) return;
-        if (rc != EBUSY) mtmsg_sync_abort(rc, __FILE__, __LINE__);
+        if (mtmsg_mutex_trylock(m)) return;
         mtmsg_cpu_relax();
     }
-    CHECK(pthread_mutex_lock(m));
+    mtmsg_mutex_lockwait(m);
 }
-void mtmsg_mutex_unlock(MtMutex *m) { CHECK(pthread_mutex_unlock(m)); }
 
-int mtmsg_mutex_trylock(MtMutex *m) {
-    int rc = pthread_mutex_trylock(m);
-    if (rc == EBUSY) return 0;
-    CHECK(rc);
+int mtmsg_mutex_acquire(MtMutex *m, int nonblock) {
+    if (nonblock) return mtmsg_mutex_trylock(m);
+    mtmsg_mutex_lock(m);
     return 1;
 }
 
-void mtmsg_cond_init(MtCond *c) {
-    pthread_condattr_t attr;
-    CHECK(pthread_condattr_init(&attr));
-    CHECK(pthread_condattr_setclock(&attr, CLOCK_MONOTONIC));
-    CHECK(pthread_cond_init(c, &attr));
-    CHECK(pthread_condattr_destroy(&attr));
-}
-void mtmsg_cond_destroy(MtCond *c) { CHECK(pthread_cond_destroy(c)); }
-void mtmsg_cond_wait(MtCond *c, MtMutex *m) { CHECK(pthread_cond_wait(c, m)); }
-void mtmsg_cond_signal(MtCond *c) { CHECK(pthread_cond_signal(c)); }
-void mtmsg_cond_broadcast(MtCond *c) { CHECK(pthread_cond_broadcast(c)); }
-
-int mtmsg_cond_waituntil(MtCond *c, MtMutex *m, double deadline) {
-    struct timespec ts;
-    double secs = floor(deadline);
-    int rc;
-    if (deadline > 1e15) {                 /* effectively forever */
-        mtmsg_cond_wait(c, m);
-        return 1;
-    }
-    ts.tv_sec = (time_t)secs;
-    ts.tv_nsec = (long)((deadline - secs) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec += 1; ts.tv_nsec -= 1000000000L; }
-    rc = pthread_cond_timedwait(c, m, &ts);
-    if (rc == ETIMEDOUT) return 0;
-    CHECK(rc);
-    return 1;
-}
-
-/* ----- Bounded adaptive spinning -----
+/* ===== Bounded adaptive spinning =====
  * A taker that finds nothing spins on the object's `seq` counter (bumped under the
  * lock whenever there is news) for a budget that adapts per object: doubled toward
  * the time a short wait actually took, halved after a long one, between 1 and 50 us.
@@ -86,29 +43,22 @@ int mtmsg_cond_waituntil(MtCond *c, MtMutex *m, double deadline) {
 
 #define SPIN_MIN_NS 1000u
 #define SPIN_PURE_NS 2000u
-static int spin_ncpu;               /* 0 until known */
+static MtAtomic spin_ncpu;          /* 0 until known */
 #if !defined(MTMSG_SPIN_MAX_NS)
 #define MTMSG_SPIN_MAX_NS 50000u    /* longest spin before a condition wait */
 #endif
 static const unsigned spin_max_ns = MTMSG_SPIN_MAX_NS;
 static const unsigned spin_pure_ns = SPIN_PURE_NS;  /* then yield between checks */
 
-unsigned long long mtmsg_clock_ns(void) {
-    struct timespec ts;
-    CHECK(clock_gettime(CLOCK_MONOTONIC, &ts));
-    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
-}
-
 void mtmsg_spin_init(MtSpin *s) { s->budget_ns = MTMSG_SPIN_INIT_NS; }
 
 int mtmsg_spin(const MtSpin *s, const MtAtomic *seq, size_t seen, double max_s,
                unsigned long long *t0) {
     unsigned long long limit = s->budget_ns;
-    int n = __atomic_load_n(&spin_ncpu, __ATOMIC_ACQUIRE);
+    size_t n = mtmsg_atomic_load(&spin_ncpu);
     if (n == 0) {                   /* racy first use: every thread computes the same */
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n = c > 1 ? (int)c : 1;
-        __atomic_store_n(&spin_ncpu, n, __ATOMIC_RELEASE);
+        n = (size_t)mtmsg_sync_ncpu();
+        mtmsg_atomic_store(&spin_ncpu, n);
     }
     *t0 = mtmsg_clock_ns();
     if (n < 2) return 0;
@@ -119,14 +69,15 @@ int mtmsg_spin(const MtSpin *s, const MtAtomic *seq, size_t seen, double max_s,
         int k;
         unsigned long long dt;
         for (k = 0; k < 16; k++) {
-            if (__atomic_load_n(seq, __ATOMIC_ACQUIRE) != seen) return 1;
+            /* acquire: what was published before the bump is visible after the lock */
+            if (mtmsg_atomic_load(seq) != seen) return 1;
             mtmsg_cpu_relax();
         }
         dt = mtmsg_clock_ns() - *t0;
         if (dt >= limit) break;
         /* after a short pure spin, give the CPU to whoever is runnable here (maybe
          * the thread we wait for, when there are more threads than free CPUs) */
-        if (dt >= spin_pure_ns) sched_yield();
+        if (dt >= spin_pure_ns) mtmsg_sync_yield();
     }
     return 0;
 }
@@ -141,11 +92,12 @@ void mtmsg_spin_learn(MtSpin *s, unsigned long long t0) {
     }
 }
 
-int mtmsg_mutex_acquire(MtMutex *m, int nonblock) {
-    if (nonblock) return mtmsg_mutex_trylock(m);
-    mtmsg_mutex_lock(m);
-    return 1;
+double mtmsg_clock_left(double deadline) {
+    double left = deadline - mtmsg_clock_mono();
+    return left > MTMSG_WAIT_CHUNK_S ? MTMSG_WAIT_CHUNK_S : left;
 }
+
+/* ===== The take-loop wait ===== */
 
 void mtmsg_wait_init(MtWait *w, double timeout) {
     w->timeout = timeout;
@@ -178,24 +130,3 @@ int mtmsg_wait_locked(MtWait *w, MtCond *c, MtMutex *m, int *nwaiters, const MtA
 void mtmsg_wait_done_locked(const MtWait *w, MtSpin *spin) {
     if (w->spun) mtmsg_spin_learn(spin, w->spun_at);
 }
-
-static double clock_read(clockid_t id) {
-    struct timespec ts;
-    CHECK(clock_gettime(id, &ts));
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-double mtmsg_clock_mono(void) { return clock_read(CLOCK_MONOTONIC); }
-double mtmsg_clock_wall(void) { return clock_read(CLOCK_REALTIME); }
-
-/* Once per process: opens our own shared object again with RTLD_NODELETE, so that it
- * stays mapped after every lua_State that loaded it is closed. Buffers can outlive the
- * states (C API retains, threads), and the C API records and notifier calls point into
- * this library, so unloading it would leave dangling code pointers. */
-static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
-static void pin(void) {
-    Dl_info info;
-    if (dladdr((void *)&mtmsg_sync_pinmodule, &info) && info.dli_fname)
-        dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
-}
-void mtmsg_sync_pinmodule(void) { pthread_once(&pin_once, pin); }

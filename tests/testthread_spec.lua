@@ -7,6 +7,15 @@ local function spin(seconds)
   while os.clock() - t0 < seconds do end
 end
 
+-- A temporary file name. os.tmpname() on Windows names a file in the root of the
+-- current drive, often not writable there: use %TEMP% instead.
+local function tmpname()
+  local name = os.tmpname()
+  local temp = package.config:sub(1, 1) == "\\" and os.getenv("TEMP")
+  if temp and name:sub(1, 1) == "\\" then name = temp .. name end
+  return name
+end
+
 describe("testthread", function()
   it("runs a function and returns its results", function()
     local t = thread.start(function(a, b) return a + b, "sum" end, 2, 3)
@@ -96,7 +105,7 @@ describe("testthread", function()
   it("times out a join and can be joined again later", function()
     -- The thread spins until the flag file is removed (at most 30 s of CPU time), so
     -- the first join times out even where threads are scheduled unfairly (valgrind).
-    local flag = os.tmpname()
+    local flag = tmpname()
     assert(io.open(flag, "w")):close()
     local t = thread.start(function(path)
       local t0 = os.clock()
@@ -113,7 +122,9 @@ describe("testthread", function()
     assert.is_false(t:isdone())
     spin(0.3)
     assert.same({nil, "timeout"}, {t:join(0.05)})
-    os.remove(flag)
+    -- Windows cannot delete a file while another thread has it open: retry
+    local t0 = os.time()
+    while not os.remove(flag) do assert(os.time() - t0 < 10, "cannot remove " .. flag) end
     assert.same({true, "finished"}, {t:join()})
     assert.is_true(t:isdone())
     assert.same({true, "finished"}, {t:join(0)})

@@ -1,6 +1,6 @@
 /* capiprobe.c: test-only consumer of the Notify, Receiver and Sender C APIs (module
  * "capiprobe"), written against the headers in include/ only: it finds the APIs on Lua values
- * with the lookup helpers and drives them from the Lua thread and from native pthreads that
+ * with the lookup helpers and drives them from the Lua thread and from native threads that
  * have no Lua state. It also implements a fake notifier (Notify API 0.0.2) to test buffer:notifier().
  *
  * Lua API (see tests/capi_spec.lua):
@@ -36,8 +36,13 @@
  * {"rawarray", code, count}. Values: {t="nil"|"boolean"|"integer"|"number"|"string"|
  * "lightuserdata"|"cfunction"|"array", v=..., etype=, esize=, count=, bytes=}.
  */
-#include <limits.h>
+#if defined(_WIN32)
+#include <windows.h>
+#include <process.h>
+#else
 #include <pthread.h>
+#endif
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +55,25 @@
 #include "receiver_capi.h"
 #include "sender_capi.h"
 
+#if defined(_WIN32)
+#define EXPORT __declspec(dllexport)
+#else
 #define EXPORT __attribute__((visibility("default")))
+#endif
+
+/* ===== Native threads: POSIX threads or Win32 ===== */
+
+#if defined(_WIN32)
+typedef HANDLE NativeThread;
+typedef DWORD NativeId;
+#define native_self() GetCurrentThreadId()
+#define native_equal(a, b) ((a) == (b))
+#else
+typedef pthread_t NativeThread;
+typedef pthread_t NativeId;
+#define native_self() pthread_self()
+#define native_equal(a, b) pthread_equal((a), (b))
+#endif
 
 #define REF_MT      "capiprobe.ref"
 #define WRITER_MT   "capiprobe.writer"
@@ -106,11 +129,20 @@ static void newclass(lua_State *L, const char *tname, const luaL_Reg *methods, l
     lua_pop(L, 1);
 }
 
+#if defined(_WIN32)
+static double now(void) {
+    LARGE_INTEGER freq, c;
+    QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&c);
+    return (double)c.QuadPart / (double)freq.QuadPart;
+}
+#else
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+#endif
 
 /* ===== Error texts from eh ===== */
 
@@ -807,7 +839,7 @@ typedef struct Fake {
     Apis tapi;
     void *target;           /* retained while set */
     int reenter_rc;         /* atomic */
-    pthread_t last;         /* thread of the last call; guarded by the test's sequencing */
+    NativeId last;          /* thread of the last call; guarded by the test's sequencing */
 } Fake;
 
 typedef struct FakeHandle {
@@ -850,7 +882,7 @@ static void fn_release(notify_notifier *n) {
 static int fn_notify(notify_notifier *n, notifier_error_handler eh, void *ehdata) {
     Fake *f = (Fake *)n;
     int k, rc = __atomic_load_n(&f->rc, __ATOMIC_ACQUIRE);
-    f->last = pthread_self();
+    f->last = native_self();
     if (f->mode == 1) {
         receiver_writer *w = f->tapi.r->newWriter(64, 2);
         f->tapi.r->addStringToWriter(w, "reenter", 7);
@@ -949,7 +981,7 @@ static int fake_reenterrc(lua_State *L) {
 
 static int fake_calledhere(lua_State *L) {
     Fake *f = checkfake(L, 1);
-    lua_pushboolean(L, f->count > 0 && pthread_equal(f->last, pthread_self()));
+    lua_pushboolean(L, f->count > 0 && native_equal(f->last, native_self()));
     return 1;
 }
 
@@ -976,7 +1008,7 @@ typedef struct Task {
 } Task;
 
 typedef struct Thread {
-    pthread_t tid;
+    NativeThread tid;
     Task *task;
     int running;
 } Thread;
@@ -1060,8 +1092,7 @@ static void task_hog(Task *t) {
     t->api.r->freeWriter(w);
 }
 
-static void *thread_main(void *arg) {
-    Task *t = arg;
+static void thread_run(Task *t) {
     switch (t->kind) {
     case T_SEND: task_send(t); break;
     case T_RECV: task_recv(t); break;
@@ -1070,8 +1101,35 @@ static void *thread_main(void *arg) {
     default: task_hog(t); break;
     }
     t->api.s->releaseSender(t->obj);        /* from this thread: release is thread safe */
+}
+
+#if defined(_WIN32)
+static unsigned __stdcall thread_main(void *arg) {
+    thread_run(arg);
+    return 0;
+}
+/* Starts thread_main(t); 0 on success. */
+static int native_start(NativeThread *tid, Task *t) {
+    uintptr_t h = _beginthreadex(NULL, 0, thread_main, t, 0, NULL);
+    if (h == 0) return -1;
+    *tid = (HANDLE)h;
+    return 0;
+}
+static void native_join(NativeThread tid) {
+    WaitForSingleObject(tid, INFINITE);
+    CloseHandle(tid);
+}
+#else
+static void *thread_main(void *arg) {
+    thread_run(arg);
     return NULL;
 }
+/* Starts thread_main(t); 0 on success. */
+static int native_start(NativeThread *tid, Task *t) {
+    return pthread_create(tid, NULL, thread_main, t);
+}
+static void native_join(NativeThread tid) { pthread_join(tid, NULL); }
+#endif
 
 static int p_start(lua_State *L) {
     static const char *const kinds[] = {"send", "recv", "notify", "recvone", "hog", NULL};
@@ -1105,9 +1163,9 @@ static int p_start(lua_State *L) {
     default: break;
     }
     t->api.s->retainSender(t->obj);
-    if (pthread_create(&th->tid, NULL, thread_main, t) != 0) {
+    if (native_start(&th->tid, t) != 0) {
         t->api.s->releaseSender(t->obj);
-        return luaL_error(L, "pthread_create failed");
+        return luaL_error(L, "cannot start a thread");
     }
     th->running = 1;
     return 1;
@@ -1115,7 +1173,7 @@ static int p_start(lua_State *L) {
 
 static void thread_reap(Thread *th) {
     if (th->running) {
-        pthread_join(th->tid, NULL);
+        native_join(th->tid);
         th->running = 0;
     }
 }

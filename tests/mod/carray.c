@@ -28,7 +28,11 @@
 
 #include "carray_capi.h"
 
+#if defined(_WIN32)
+#define CARRAY_EXPORT __declspec(dllexport)
+#else
 #define CARRAY_EXPORT __attribute__((visibility("default")))
+#endif
 
 /* Metatable names in the registry. */
 #define CARRAY_MT            "carray"            /* ordinary arrays, record 1.0.0 */

@@ -1,29 +1,110 @@
 /*
  * testthread: a small llthreads2-like helper for the mtmsg test suite (test-only).
  * thread.start(f, ...) runs a Lua function (or source string) with plain arguments in
- * a fresh lua_State on a new pthread; t:join([timeout]) copies its results back.
+ * a fresh lua_State on a new thread (POSIX threads, or Win32 threads on Windows);
+ * t:join([timeout]) copies its results back.
  */
+#if defined(_WIN32)
+#if !defined(_WIN32_WINNT) || _WIN32_WINNT < 0x0600
+#undef _WIN32_WINNT
+#define _WIN32_WINNT 0x0600 /* SRW locks and condition variables: Vista and later */
+#endif
+#include <windows.h>
+#include <process.h>
+#else
 #define _GNU_SOURCE /* dladdr, RTLD_NODELETE */
-#include <ctype.h>
 #include <dlfcn.h>
-#include <errno.h>
 #include <pthread.h>
+#include <unistd.h>
+#endif
+#include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "lua.h"
 #include "lauxlib.h"
 #include "lualib.h"
 
+#if defined(_WIN32)
+#define EXPORT __declspec(dllexport)
+#else
 #define EXPORT __attribute__((visibility("default")))
+#endif
 
 static const char THREAD_MT[] = "testthread.thread";
 
 /* C stack of each thread: Lua recursion and pattern matching need more than musl's
    or a small RLIMIT_STACK's default. */
 #define THREAD_STACK_SIZE (4u * 1024u * 1024u)
+
+/* ---- Threads, locks and clocks: POSIX threads or Win32 ---------------------- */
+
+#if defined(_WIN32)
+typedef SRWLOCK TMutex;
+typedef CONDITION_VARIABLE TCond;
+typedef HANDLE TThread;
+
+static int tmutex_init(TMutex *m) { InitializeSRWLock(m); return 0; }
+static void tmutex_destroy(TMutex *m) { (void)m; }
+static void tmutex_lock(TMutex *m) { AcquireSRWLockExclusive(m); }
+static void tmutex_unlock(TMutex *m) { ReleaseSRWLockExclusive(m); }
+static int tcond_init(TCond *c) { InitializeConditionVariable(c); return 0; }
+static void tcond_destroy(TCond *c) { (void)c; }
+static void tcond_wait(TCond *c, TMutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
+static void tcond_broadcast(TCond *c) { WakeAllConditionVariable(c); }
+
+/* Monotonic seconds. */
+static double tclock(void) { return (double)GetTickCount64() * 1e-3; }
+
+/* Waits until signalled or until tclock() reaches deadline (maybe spuriously). */
+static void tcond_waituntil(TCond *c, TMutex *m, double deadline) {
+    double left = deadline - tclock();
+    DWORD ms = left <= 0 ? 0 : left >= 4e6 ? 4000000000u : (DWORD)(left * 1e3) + 1;
+    SleepConditionVariableSRW(c, m, ms, 0);
+}
+#else
+typedef pthread_mutex_t TMutex;
+typedef pthread_cond_t TCond;
+typedef pthread_t TThread;
+
+static int tmutex_init(TMutex *m) { return pthread_mutex_init(m, NULL); }
+static void tmutex_destroy(TMutex *m) { pthread_mutex_destroy(m); }
+static void tmutex_lock(TMutex *m) { pthread_mutex_lock(m); }
+static void tmutex_unlock(TMutex *m) { pthread_mutex_unlock(m); }
+
+/* A condition variable whose timed waits measure CLOCK_MONOTONIC. */
+static int tcond_init(TCond *c) {
+    pthread_condattr_t ca;
+    int err = pthread_condattr_init(&ca);
+    if (err != 0) return err;
+    err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (err == 0) err = pthread_cond_init(c, &ca);
+    pthread_condattr_destroy(&ca);
+    return err;
+}
+static void tcond_destroy(TCond *c) { pthread_cond_destroy(c); }
+static void tcond_wait(TCond *c, TMutex *m) { pthread_cond_wait(c, m); }
+static void tcond_broadcast(TCond *c) { pthread_cond_broadcast(c); }
+
+/* Monotonic seconds. */
+static double tclock(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Waits until signalled or until tclock() reaches deadline (maybe spuriously). */
+static void tcond_waituntil(TCond *c, TMutex *m, double deadline) {
+    struct timespec ts;
+    double secs = deadline > 0 ? deadline : 0;
+    ts.tv_sec = (time_t)secs;
+    ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) ts.tv_nsec = 999999999L;
+    pthread_cond_timedwait(c, m, &ts);
+}
+#endif
 
 /* Value tags of the serialization format (args and results); numbers and lengths are
    stored in native layout: both ends are in the same process. */
@@ -42,8 +123,8 @@ typedef struct {
    last reference. `code`, `args`, `path`, `cpath` are owned by the thread once it runs;
    `ok`, `res`, `reslen` are written once under `mu` before `done` is set. */
 typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* signalled (broadcast) when done becomes 1; CLOCK_MONOTONIC */
+    TMutex mu;
+    TCond cv;          /* signalled (broadcast) when done becomes 1 */
     int refs;          /* 2 while both the userdata and the thread hold it */
     int done;
     int ok;            /* 1: the function returned; 0: it raised (res holds the message) */
@@ -56,8 +137,8 @@ typedef struct {
 /* The Lua userdata: s is NULL once collected. */
 typedef struct {
     Shared *s;
-    pthread_t tid;
-    int reaped; /* pthread_join done */
+    TThread tid;
+    int reaped; /* joined (thread_reap done) */
 } Thread;
 
 /* ---- Lua version differences ------------------------------------------------ */
@@ -211,8 +292,8 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
 
 /* Frees s and everything it owns; no other reference may remain. */
 static void shared_free(Shared *s) {
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
+    tmutex_destroy(&s->mu);
+    tcond_destroy(&s->cv);
     buf_free(&s->res);
     buf_free(&s->code);
     buf_free(&s->args);
@@ -224,31 +305,24 @@ static void shared_free(Shared *s) {
 /* Drops one reference to s, freeing it when it was the last. */
 static void shared_release(Shared *s) {
     int last;
-    pthread_mutex_lock(&s->mu);
+    tmutex_lock(&s->mu);
     last = --s->refs == 0;
-    pthread_mutex_unlock(&s->mu);
+    tmutex_unlock(&s->mu);
     if (last) shared_free(s);
 }
 
 /* Returns a new Shared with 2 references and everything else empty, or NULL. */
 static Shared *shared_new(void) {
     Shared *s = calloc(1, sizeof *s);
-    pthread_condattr_t ca;
     if (s == NULL) return NULL;
-    if (pthread_mutex_init(&s->mu, NULL) != 0) { free(s); return NULL; }
-    if (pthread_condattr_init(&ca) != 0) goto fail_mutex;
-    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&s->cv, &ca) != 0) {
-        pthread_condattr_destroy(&ca);
-        goto fail_mutex;
+    if (tmutex_init(&s->mu) != 0) { free(s); return NULL; }
+    if (tcond_init(&s->cv) != 0) {
+        tmutex_destroy(&s->mu);
+        free(s);
+        return NULL;
     }
-    pthread_condattr_destroy(&ca);
     s->refs = 2;
     return s;
-fail_mutex:
-    pthread_mutex_destroy(&s->mu);
-    free(s);
-    return NULL;
 }
 
 /* strdup for the package paths (strdup is not C99); NULL for NULL or on failure. */
@@ -343,10 +417,9 @@ static void set_error(Buf *b, int *ok, const char *msg) {
     *ok = 0;
 }
 
-/* pthread start routine: runs the code in a fresh state, publishes the serialized
+/* Body of the new thread: runs the code in a fresh state, publishes the serialized
    results in s, and drops the thread's reference. */
-static void *thread_main(void *arg) {
-    Shared *s = arg;
+static void thread_run(Shared *s) {
     Buf res = {NULL, 0, 0, 0};
     int ok = 0, last;
     lua_State *L = luaL_newstate();
@@ -371,16 +444,83 @@ static void *thread_main(void *arg) {
     free(s->cpath);
     s->path = s->cpath = NULL;
 
-    pthread_mutex_lock(&s->mu);
+    tmutex_lock(&s->mu);
     s->res = res;
     s->ok = ok;
     s->done = 1;
     last = --s->refs == 0;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    tcond_broadcast(&s->cv);
+    tmutex_unlock(&s->mu);
     if (last) shared_free(s); /* the userdata was collected and has detached us */
+}
+
+/* ---- Starting, joining and detaching threads ------------------------------------ */
+
+#if defined(_WIN32)
+static unsigned __stdcall thread_main(void *arg) {
+    thread_run(arg);
+    return 0;
+}
+
+/* Starts thread_main(s) with a THREAD_STACK_SIZE stack; 0 or an errno value. */
+static int thread_start(TThread *tid, Shared *s) {
+    uintptr_t h = _beginthreadex(NULL, THREAD_STACK_SIZE, thread_main, s,
+                                 STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+    if (h == 0) return errno ? errno : EAGAIN;
+    *tid = (HANDLE)h;
+    return 0;
+}
+static void thread_reap(TThread tid) {
+    WaitForSingleObject(tid, INFINITE);
+    CloseHandle(tid);
+}
+static void thread_detach(TThread tid) { CloseHandle(tid); }
+
+/* Number of logical processors (at least 1). */
+static long thread_ncpu(void) {
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    return (long)si.dwNumberOfProcessors;
+}
+
+/* Keeps this DLL loaded for the life of the process (see the POSIX version). */
+static void pin_library(void) {
+    HMODULE h;
+    GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
+                       THREAD_MT, &h);
+}
+#else
+static void *thread_main(void *arg) {
+    thread_run(arg);
     return NULL;
 }
+
+/* Starts thread_main(s) with a THREAD_STACK_SIZE stack; 0 or an errno value. */
+static int thread_start(TThread *tid, Shared *s) {
+    pthread_attr_t attr;
+    int err = pthread_attr_init(&attr);
+    if (err == 0) {
+        err = pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE);
+        if (err == 0) err = pthread_create(tid, &attr, thread_main, s);
+        pthread_attr_destroy(&attr);
+    }
+    return err;
+}
+static void thread_reap(TThread tid) { pthread_join(tid, NULL); }
+static void thread_detach(TThread tid) { pthread_detach(tid); }
+
+/* Number of online CPUs (maybe less than 1 when unknown). */
+static long thread_ncpu(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
+
+/* Keeps this library mapped for the life of the process: a detached thread may still
+   be running its code when the loading state is closed and dlcloses the library.
+   Best effort: without it only that rare case is at risk. */
+static void pin_library(void) {
+    Dl_info info;
+    if (dladdr(THREAD_MT, &info) != 0 && info.dli_fname != NULL)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
+}
+#endif
 
 /* ---- Lua API -------------------------------------------------------------------- */
 
@@ -406,7 +546,6 @@ static int l_start(lua_State *L) {
     const char *path, *cpath;
     Thread *t;
     Shared *s;
-    pthread_attr_t attr;
 
     if (lua_type(L, 1) == LUA_TFUNCTION) {
         luaL_argcheck(L, !lua_iscfunction(L, 1), 1, "Lua function expected, got C function");
@@ -450,12 +589,7 @@ static int l_start(lua_State *L) {
         return luaL_error(L, "testthread: out of memory");
     }
 
-    err = pthread_attr_init(&attr);
-    if (err == 0) {
-        err = pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE);
-        if (err == 0) err = pthread_create(&t->tid, &attr, thread_main, s);
-        pthread_attr_destroy(&attr);
-    }
+    err = thread_start(&t->tid, s);
     if (err != 0) {
         shared_free(s);
         return luaL_error(L, "testthread: cannot create a thread: %s", strerror(err));
@@ -473,29 +607,19 @@ static int l_join(lua_State *L) {
     Shared *s = t->s;
     int done;
     if (lua_isnoneornil(L, 2)) {
-        pthread_mutex_lock(&s->mu);
-        while (!s->done) pthread_cond_wait(&s->cv, &s->mu);
-        pthread_mutex_unlock(&s->mu);
+        tmutex_lock(&s->mu);
+        while (!s->done) tcond_wait(&s->cv, &s->mu);
+        tmutex_unlock(&s->mu);
     } else {
         lua_Number timeout = luaL_checknumber(L, 2);
-        struct timespec deadline;
-        time_t secs;
-        int rc = 0;
+        double deadline;
         if (!(timeout > 0)) timeout = 0; /* also NaN */
         if (timeout > 1e9) timeout = 1e9;
-        secs = (time_t)timeout;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += secs;
-        deadline.tv_nsec += (long)((timeout - (lua_Number)secs) * 1e9);
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_nsec -= 1000000000L;
-            deadline.tv_sec++;
-        }
-        pthread_mutex_lock(&s->mu);
-        while (!s->done && rc != ETIMEDOUT)
-            rc = pthread_cond_timedwait(&s->cv, &s->mu, &deadline);
+        deadline = tclock() + (double)timeout;
+        tmutex_lock(&s->mu);
+        while (!s->done && tclock() < deadline) tcond_waituntil(&s->cv, &s->mu, deadline);
         done = s->done;
-        pthread_mutex_unlock(&s->mu);
+        tmutex_unlock(&s->mu);
         if (!done) {
             lua_pushnil(L);
             lua_pushliteral(L, "timeout");
@@ -503,7 +627,7 @@ static int l_join(lua_State *L) {
         }
     }
     if (!t->reaped) { /* the thread has published its results and is about to exit */
-        pthread_join(t->tid, NULL);
+        thread_reap(t->tid);
         t->reaped = 1;
     }
     lua_pushboolean(L, s->ok);
@@ -514,9 +638,9 @@ static int l_join(lua_State *L) {
 static int l_isdone(lua_State *L) {
     Thread *t = check_thread(L);
     int done;
-    pthread_mutex_lock(&t->s->mu);
+    tmutex_lock(&t->s->mu);
     done = t->s->done;
-    pthread_mutex_unlock(&t->s->mu);
+    tmutex_unlock(&t->s->mu);
     lua_pushboolean(L, done);
     return 1;
 }
@@ -526,7 +650,7 @@ static int l_isdone(lua_State *L) {
 static int l_gc(lua_State *L) {
     Thread *t = luaL_checkudata(L, 1, THREAD_MT);
     if (t->s == NULL) return 0;
-    if (!t->reaped) pthread_detach(t->tid);
+    if (!t->reaped) thread_detach(t->tid);
     shared_release(t->s);
     t->s = NULL;
     return 0;
@@ -534,18 +658,9 @@ static int l_gc(lua_State *L) {
 
 /* thread.ncpu() -> number of online CPUs (at least 1). */
 static int l_ncpu(lua_State *L) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = thread_ncpu();
     lua_pushinteger(L, n > 0 ? (lua_Integer)n : 1);
     return 1;
-}
-
-/* Keeps this library mapped for the life of the process: a detached thread may still
-   be running its code when the loading state is closed and dlcloses the library.
-   Best effort: without it only that rare case is at risk. */
-static void pin_library(void) {
-    Dl_info info;
-    if (dladdr(THREAD_MT, &info) != 0 && info.dli_fname != NULL)
-        dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
 }
 
 EXPORT int luaopen_testthread(lua_State *L);
