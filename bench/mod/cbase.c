@@ -6,8 +6,9 @@
  * elapsed seconds, or raises if a check failed (count, order, content). The queue is
  * what a C programmer writes first: a byte ring (doubling when full) guarded by one
  * mutex, with one condition variable that is signalled only when somebody waits. It
- * carries the same encoded bytes as mtmsg (varint frame length, then the payload in
- * mtmsg's wire format, e.g. 0x45 "hello" 0x80+i 0x02 for ("hello", i, true)); the
+ * carries a compact tagged encoding close in size to mtmsg's (a varint frame length,
+ * then tagged elements: 0x45 "hello" 0x80+i 0x02 for ("hello", i, true); mtmsg's own
+ * elements take the bytes mtmsg 0.4.3 counts, a few more per message); the
  * producer encodes into a scratch buffer and copies it into the queue, the consumer
  * copies a frame out under the lock and decodes it after unlocking, as mtmsg does.
  * Waiting is a plain pthread_cond_wait (no spinning).
