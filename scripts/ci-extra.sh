@@ -5,8 +5,12 @@
 #   2. tsan  - the threaded specs with the short stress test under TSan (scripts/tsan.sh)
 #   3. fuzz  - every libFuzzer target for CI_FUZZ_SECONDS (default 5) from its corpus
 #   4. valgrind - only with MTMSG_CI_VALGRIND=1 (about 1 more minute)
-# Installs clang, libclang-rt-14-dev, valgrind as needed when root (else prints the
-# apt-get command). Last line: "ci-extra: PASS ..." or "ci-extra: FAIL ...".
+#   5. portable, c11, i386, win32cc - the port builds of scripts/ports.sh (README
+#      "Platforms"): the suite with MTMSG_PORTABLE_POSIX, with the C11 threads backend
+#      (and its TSan run), as an i386 module; mingw-w64 compile of the Win32 backend
+#      (about 5 minutes together; MTMSG_CI_NO_PORTS=1 skips them)
+# Installs clang, libclang-rt-14-dev, valgrind, the i386 Lua packages as needed when
+# root (else prints the apt-get command). Last line: "ci-extra: PASS ..." or "ci-extra: FAIL ...".
 cd "$(dirname "$0")/.." || exit 1
 status=0
 failed=""
@@ -28,6 +32,12 @@ check asan sh scripts/asan.sh
 check tsan sh scripts/tsan.sh
 check fuzz sh scripts/fuzz.sh "${CI_FUZZ_SECONDS:-5}"
 if [ -n "$MTMSG_CI_VALGRIND" ]; then check valgrind sh scripts/valgrind.sh; fi
+if [ -z "$MTMSG_CI_NO_PORTS" ]; then
+    check portable sh scripts/ports.sh portable
+    check c11 sh scripts/ports.sh c11
+    check i386 sh scripts/ports.sh i386
+    check win32cc sh scripts/ports.sh win32cc
+fi
 if [ "$status" = 0 ]; then
     echo "ci-extra: PASS (all checks, $(( $(date +%s) - t0 )) s)"
 else
