@@ -30,7 +30,9 @@ OPT ?= -O2 -g
 WARN = -Wall -Wextra -Wshadow -Wundef -Wmissing-prototypes -Wstrict-prototypes \
        -Wcast-qual -Wpointer-arith -Wwrite-strings -Wno-unused-parameter
 CFLAGS ?= $(OPT)
-ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) \
+# C standard: c99, or c11 for the C11 threads/stdatomic backend (make test-c11)
+CSTD ?= c99
+ALL_CFLAGS = -std=$(CSTD) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) \
              -I$(LUA_INCDIR) -Isrc -Iinclude -DMTMSG_VERSION='"$(MTMSG_VERSION)"' $(CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS ?=
 ALL_LDFLAGS = -shared -pthread $(LDFLAGS) $(EXTRA_LDFLAGS)
@@ -145,3 +147,21 @@ $(WIN_BUILD)/%.dll: tests/mod/%.c $(HDRS) $(WIN_LUA)/liblua54.dll.a
 
 test-windows:
 	@sh scripts/wintest.sh
+
+# Port builds (scripts/ports.sh; README "Platforms"), each the whole suite on Lua 5.4:
+#   make test-portable   pthread build with MTMSG_PORTABLE_POSIX (what macOS offers)
+#   make test-c11        C11 threads.h + stdatomic.h backend, then its TSan run
+#   make test-i386       gcc -m32 module under an i386 Lua (packages unpacked, not installed)
+#   make test-ports      all three and cross-win
+#   make cross-win       compile-only check of the Win32 backend with mingw-w64
+.PHONY: test-portable test-c11 test-i386 test-ports cross-win
+test-portable: deps
+	@sh scripts/ports.sh portable
+test-c11: deps
+	@sh scripts/ports.sh c11
+test-i386: deps
+	@sh scripts/ports.sh i386
+test-ports: deps
+	@sh scripts/ports.sh
+cross-win:
+	@sh scripts/ports.sh win32cc

@@ -29,8 +29,26 @@ build = {
             "src/sync_pthread.c", "src/sync_win32.c", "src/writer.c",
          },
          incdirs = { "src", "include" },
-         defines = { 'MTMSG_VERSION="0.5.0"', "_POSIX_C_SOURCE=200809L" },
-         libraries = { "pthread" },
+         defines = { 'MTMSG_VERSION="0.5.0"' },
+      },
+   },
+   -- Per platform (README "Platforms"). LuaRocks merges these tables into the module
+   -- key by key, arrays included, so each platform adds defines after index 1.
+   -- src/sync.h picks the thread and atomics backends itself; these only make the
+   -- choice explicit where it matters.
+   platforms = {
+      unix = {         -- Linux, the BSDs, macOS: pthreads, POSIX headers
+         modules = { mtmsg = {
+            defines = { [2] = "_POSIX_C_SOURCE=200809L" },
+            libraries = { "pthread" },
+         } },
+      },
+      macosx = {       -- no pthread_condattr_setclock: realtime condvar deadlines
+         modules = { mtmsg = { defines = { [3] = "MTMSG_PORTABLE_POSIX" } } },
+      },
+      windows = {      -- SRWLOCK/CONDITION_VARIABLE; MSVC gets Interlocked atomics,
+                       -- mingw its GCC builtins; no -pthread, nothing extra to link
+         modules = { mtmsg = { defines = { [2] = "MTMSG_USE_WIN32" } } },
       },
    },
    -- headers of the C APIs (installed in the rock tree, for native consumers) and docs

@@ -8,9 +8,13 @@
 #              compiler (scripts/bare-debian.sh; about 2.5 min the first time)
 #   5. windows - the Windows x64 build (mingw-w64) and the specs under wine (scripts/wintest.sh;
 #              installs gcc-mingw-w64-x86-64, wine64, dpkg-dev when root; about 1-2 min)
-#   6. valgrind - only with MTMSG_CI_VALGRIND=1
-# Installs clang, libclang-rt-14-dev, valgrind as needed when root (else prints the
-# apt-get command). Last line: "ci-extra: PASS ..." or "ci-extra: FAIL ...".
+#   6. portable, c11, i386, win32cc - the port builds of scripts/ports.sh (README
+#      "Platforms"): the suite with MTMSG_PORTABLE_POSIX, with the C11 threads backend
+#      (and its TSan run), as an i386 module; mingw-w64 compile of the Win32 backend
+#      (about 5 minutes together; MTMSG_CI_NO_PORTS=1 skips them)
+#   7. valgrind - only with MTMSG_CI_VALGRIND=1
+# Installs clang, libclang-rt-14-dev, valgrind, the i386 Lua packages as needed when
+# root (else prints the apt-get command). Last line: "ci-extra: PASS ..." or "ci-extra: FAIL ...".
 cd "$(dirname "$0")/.." || exit 1
 status=0
 failed=""
@@ -34,6 +38,12 @@ check fuzz sh scripts/fuzz.sh "${CI_FUZZ_SECONDS:-5}"
 check bare sh scripts/bare-debian.sh
 check windows sh scripts/wintest.sh
 if [ -n "$MTMSG_CI_VALGRIND" ]; then check valgrind sh scripts/valgrind.sh; fi
+if [ -z "$MTMSG_CI_NO_PORTS" ]; then
+    check portable sh scripts/ports.sh portable
+    check c11 sh scripts/ports.sh c11
+    check i386 sh scripts/ports.sh i386
+    check win32cc sh scripts/ports.sh win32cc
+fi
 if [ "$status" = 0 ]; then
     echo "ci-extra: PASS (all checks, $(( $(date +%s) - t0 )) s)"
 else

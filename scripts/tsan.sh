@@ -9,8 +9,9 @@ SAN_NAME=tsan
 need_pkgs "clang libclang-rt-14-dev"
 
 SAN="-fsanitize=thread"
-export VARIANT=-tsan CC="$CLANG" OPT="-O1 -g -fno-omit-frame-pointer" \
-       EXTRA_CFLAGS="$SAN" EXTRA_LDFLAGS="$SAN"
+# TSAN_VARIANT, TSAN_EXTRA_CFLAGS: another sync backend (scripts/ports.sh c11)
+export VARIANT=-tsan${TSAN_VARIANT:-} CC="$CLANG" OPT="-O1 -g -fno-omit-frame-pointer" \
+       EXTRA_CFLAGS="$SAN ${TSAN_EXTRA_CFLAGS:-}" EXTRA_LDFLAGS="$SAN"
 B=build/$MTMSG_LUAV$VARIANT
 rm -rf "$B"
 make --no-print-directory -s LUA=$MTMSG_LUAV testmods || { echo "tsan: FAIL (build)"; exit 1; }

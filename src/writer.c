@@ -22,7 +22,8 @@ static Writer *checkwriter(lua_State *L, int idx) {
 void mtmsg_checksize(lua_State *L, int arg, size_t *size, double *grow) {
     lua_Integer s = lua_isnoneornil(L, arg) ? 1024 : mtmsg_checkinteger(L, arg);
     lua_Number g = luaL_optnumber(L, arg + 1, 2);
-    *size = s < 0 ? 0 : (size_t)s;
+    /* beyond the address space (32-bit size_t): as much as there is, which then fails */
+    *size = s < 0 ? 0 : (unsigned long long)s > (size_t)-1 ? (size_t)-1 : (size_t)s;
     *grow = g < 0 ? 0 : (double)g;
 }
 
