@@ -498,6 +498,14 @@ void mtmsg_heldmsg_free(HeldMsg *hm) {
     mtmsg_heldmsg_init(hm);
 }
 
+/* Moves the message in mb to the empty held slot, or back (swapping storage). */
+static void swap_held(MemBuf *mb, HeldMsg *held) {
+    MemBuf t = held->mb;
+    held->mb = *mb;
+    *mb = t;
+    held->has = !held->has;
+}
+
 /* Returns the values of the held message (moved into the receive buffer first, so that
  * a nested call from a finalizer or an error while decoding does not see it again). */
 static int receive_held(lua_State *L, HeldMsg *held, CarrayReuse *reuse) {
@@ -508,11 +516,7 @@ static int receive_held(lua_State *L, HeldMsg *held, CarrayReuse *reuse) {
                                               held->mb.len, 0, -1))
         mtmsg_carray_load(L, reuse);
     mb = mtmsg_busybuf_acquire(L, MTMSG_UP_RECV);
-    {
-        MemBuf t = *mb;
-        *mb = held->mb;
-        held->mb = t;
-    }
+    swap_held(mb, held);
     mtmsg_heldmsg_free(held);               /* the receive buffer's old storage */
     n = mtmsg_buffer_pushmsg(L, mb, reuse);
     mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
@@ -546,15 +550,17 @@ int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeou
         }
         return mtmsg_error_status(L, st, o, NULL, &copy, 0);
     }
-    if (fire.api && mtmsg_capi_fireerror(L, &fire)) {      /* pushed the error text */
-        /* the message was taken: the handle keeps it for its next nextmsg (the slot is
-         * empty: a held message is returned before anything is taken) */
-        MemBuf t = held->mb;
-        held->mb = *mb;
-        *mb = t;
-        held->has = 1;
-        mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
-        return lua_error(L);
+    if (fire.api) {
+        /* The message was taken: it goes to the handle's held slot (empty: a held message
+         * is returned before anything is taken) for the call, and stays there if the
+         * notifier fails. Pushing the error text may run a finalizer that calls nextmsg
+         * on this handle: that one gets the message. */
+        swap_held(mb, held);
+        if (mtmsg_capi_fireerror(L, &fire)) {               /* pushed the error text */
+            mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+            return lua_error(L);
+        }
+        swap_held(mb, held);                                /* no Lua ran: mb is ours */
     }
     n = mtmsg_buffer_pushmsg(L, mb, reuse);             /* [temporary], values */
     mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
