@@ -62,15 +62,65 @@ MsgBuffer *mtmsg_buffer_new(MsgListener *l, const char *name, size_t namelen,
     return b;
 }
 
+/* After the last user reference of b went (b is no longer findable): returns 1 if b
+ * is to be freed now, 0 if it stays with its listener (pending messages). *freel: the
+ * listener, if b was its last buffer and it has no handles either (free it too). */
+static int unreferenced(MsgBuffer *b, MsgListener **freel) {
+    MsgListener *l = b->listener;
+    int freeb = 1;
+    *freel = NULL;
+    if (!l) return 1;
+    mtmsg_mutex_lock(&l->mutex);
+    l->nlive--;
+    if (b->msgcnt > 0 && !l->unreferenced && !l->closed) {
+        b->orphan = 1;
+        freeb = 0;
+    } else {
+        mtmsg_listener_detach_locked(l, b);
+        if (l->unreferenced && l->nbuf == 0) *freel = l;
+    }
+    if (l->nwaiters) mtmsg_cond_broadcast(&l->cond);   /* maybe no buffers now */
+    mtmsg_mutex_unlock(&l->mutex);
+    return freeb;
+}
+
+/* Freeing a buffer releases its notifiers; a notifier that is another mtmsg buffer may
+ * lose its last reference and be freed in turn, and so on along a chain of any length.
+ * So that the C stack does not grow with the chain, buffers to free go to a work list
+ * (linked by ready_next, unused once a buffer is detached) instead of a nested call. */
 void mtmsg_buffer_free(MsgBuffer *b) {
-    MsgNotifier ntf[2];
-    memcpy(ntf, b->ntf, sizeof ntf);    /* released last: they may be buffers (re-entry) */
-    mtmsg_membuf_free(&b->queue);
-    mtmsg_cond_destroy(&b->cond);
-    if (b->mutex == &b->own_mutex) mtmsg_mutex_destroy(&b->own_mutex);
-    mtmsg_registry_freeobject(&b->obj);
-    mtmsg_free(b);
-    mtmsg_capi_dropnotifiers(ntf, 2);
+    MsgBuffer *work = b;
+    b->ready_next = NULL;
+    while (work) {
+        MsgBuffer *x = work;
+        MsgNotifier ntf[2];
+        int i;
+        work = x->ready_next;
+        memcpy(ntf, x->ntf, sizeof ntf);
+        for (i = 0; i < 2; i++)             /* a buffer holds no reference to itself */
+            if (ntf[i].api && mtmsg_capi_notifierbuffer(&ntf[i]) == x) ntf[i].api = NULL;
+        mtmsg_membuf_free(&x->queue);
+        mtmsg_cond_destroy(&x->cond);
+        if (x->mutex == &x->own_mutex) mtmsg_mutex_destroy(&x->own_mutex);
+        mtmsg_registry_freeobject(&x->obj);
+        mtmsg_free(x);
+        for (i = 0; i < 2; i++) {           /* no lock held: they may re-enter mtmsg */
+            MsgBuffer *nb;
+            MsgListener *l;
+            if (!ntf[i].api) continue;
+            nb = mtmsg_capi_notifierbuffer(&ntf[i]);
+            if (!nb) {
+                mtmsg_capi_releaseforeign(&ntf[i]);
+                continue;
+            }
+            if (!mtmsg_registry_release(&nb->obj)) continue;
+            if (unreferenced(nb, &l)) {
+                nb->ready_next = work;
+                work = nb;
+            }
+            if (l) mtmsg_listener_free(l);  /* nb no longer uses it (nb->mutex unused) */
+        }
+    }
 }
 
 void mtmsg_buffer_retain(MsgBuffer *b) {
@@ -79,28 +129,13 @@ void mtmsg_buffer_retain(MsgBuffer *b) {
 
 void mtmsg_buffer_release(MsgBuffer *b) {
     MsgListener *l;
-    int freeb = 1, freel = 0;
     /* Only the count is touched unless this is the last reference: a handle collected
      * long after its lookup finds the buffer out of the caches (one miss, not two). */
     if (!mtmsg_registry_release(&b->obj)) return;
     /* Last user reference: b is no longer findable. A listener buffer with pending
      * messages stays with its listener (orphan) until they are taken. */
-    l = b->listener;
-    if (l) {
-        mtmsg_mutex_lock(&l->mutex);
-        l->nlive--;
-        if (b->msgcnt > 0 && !l->unreferenced && !l->closed) {
-            b->orphan = 1;
-            freeb = 0;
-        } else {
-            mtmsg_listener_detach_locked(l, b);
-            freel = l->unreferenced && l->nbuf == 0;
-        }
-        if (l->nwaiters) mtmsg_cond_broadcast(&l->cond);   /* maybe no buffers now */
-        mtmsg_mutex_unlock(&l->mutex);
-    }
-    if (freeb) mtmsg_buffer_free(b);
-    if (freel) mtmsg_listener_free(l);
+    if (unreferenced(b, &l)) mtmsg_buffer_free(b);
+    if (l) mtmsg_listener_free(l);
 }
 
 /* Wakes one waiter of the buffer and of its listener, if any waits and there is
@@ -218,6 +253,7 @@ static BufferHandle *newhandle(lua_State *L) {
     BufferHandle *h = lua_newuserdatauv(L, sizeof *h, 0);
     h->b = NULL;
     h->nonblock = 0;
+    mtmsg_heldmsg_init(&h->held);
     luaL_getmetatable(L, MTMSG_BUFFER_MT);
     lua_setmetatable(L, -2);
     return h;
@@ -231,7 +267,12 @@ int mtmsg_buffer_create(lua_State *L, int arg, MsgListener *l) {
     double grow;
     BufferHandle *h;
     MsgStatus st;
-    if (lua_type(L, arg) == LUA_TSTRING) name = lua_tolstring(L, arg++, &namelen);
+    int t = lua_type(L, arg);
+    if (t == LUA_TSTRING) name = lua_tolstring(L, arg++, &namelen);
+    else if (t == LUA_TNIL) arg++;          /* nil: no name; size and grow follow */
+    else if (t != LUA_TNUMBER && t != LUA_TNONE)
+        return luaL_argerror(L, arg, lua_pushfstring(L, "buffer name or size expected, got %s",
+                                                     luaL_typename(L, arg)));
     mtmsg_checksize(L, arg, &size, &grow);
     h = newhandle(L);
     h->b = mtmsg_buffer_new(l, name, namelen, size, grow, &st);
@@ -269,9 +310,19 @@ MsgObject *mtmsg_lookup(lua_State *L, int arg, MsgKind kind) {
     return o;
 }
 
+/* The argument of mtmsg.buffer(x) and mtmsg.listener(x): a name or an integer id. */
+void mtmsg_checknameorid(lua_State *L, int arg, const char *what) {
+    int t = lua_type(L, arg);
+    if (t == LUA_TSTRING) return;
+    if (t != LUA_TNUMBER)
+        luaL_argerror(L, arg, lua_pushfstring(L, "%s name or id expected, got %s", what,
+                                              luaL_typename(L, arg)));
+    mtmsg_checkinteger(L, arg);
+}
+
 static int m_buffer(lua_State *L) {
     BufferHandle *h;
-    if (lua_type(L, 1) != LUA_TSTRING) mtmsg_checkinteger(L, 1);
+    mtmsg_checknameorid(L, 1, "buffer");
     h = newhandle(L);
     h->b = (MsgBuffer *)mtmsg_lookup(L, 1, KIND_BUFFER);
     return 1;
@@ -279,6 +330,7 @@ static int m_buffer(lua_State *L) {
 
 static int buffer_gc(lua_State *L) {
     BufferHandle *h = luaL_checkudata(L, 1, MTMSG_BUFFER_MT);
+    mtmsg_heldmsg_free(&h->held);
     if (h->b) {
         MsgBuffer *b = h->b;
         h->b = NULL;
@@ -290,7 +342,7 @@ static int buffer_gc(lua_State *L) {
 int mtmsg_pushtostring(lua_State *L, const char *tname, const MsgObject *o) {
     size_t skip = strlen(tname);
     lua_pushfstring(L, "%s: %p ", tname, (const void *)o);
-    mtmsg_error_pushobject(L, o);                   /* "mtmsg.buffer(name=..,id=N)" */
+    mtmsg_error_pushobject(L, o, 1);                /* "mtmsg.buffer(name=..,id=N)" */
     lua_pushstring(L, lua_tostring(L, -1) + skip);  /* "(name=..,id=N)" */
     lua_remove(L, -2);
     lua_concat(L, 2);
@@ -445,12 +497,50 @@ int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, CarrayReuse *reuse) {
     return n;
 }
 
+/* The storage a held message is moved in and out of the receive buffer with (no
+ * allocation on the error path: the receive buffer and the held slot swap storage). */
+void mtmsg_heldmsg_init(HeldMsg *hm) {
+    hm->has = 0;
+    mtmsg_membuf_init(&hm->mb, 256, 2);     /* as the receive buffers */
+}
+
+void mtmsg_heldmsg_free(HeldMsg *hm) {
+    mtmsg_membuf_free(&hm->mb);
+    mtmsg_heldmsg_init(hm);
+}
+
+/* Moves the message in mb to the empty held slot, or back (swapping storage). */
+static void swap_held(MemBuf *mb, HeldMsg *held) {
+    MemBuf t = held->mb;
+    held->mb = *mb;
+    *mb = t;
+    held->has = !held->has;
+}
+
+/* Returns the values of the held message (moved into the receive buffer first, so that
+ * a nested call from a finalizer or an error while decoding does not see it again). */
+static int receive_held(lua_State *L, HeldMsg *held, CarrayReuse *reuse) {
+    int top = lua_gettop(L), n;
+    MemBuf *mb;
+    /* `require "carray"` runs Lua code: before the message leaves the handle */
+    if (!reuse->ready && mtmsg_carray_neednew(reuse, mtmsg_membuf_begin(&held->mb),
+                                              held->mb.len, 0, -1))
+        mtmsg_carray_load(L, reuse);
+    mb = mtmsg_busybuf_acquire(L, MTMSG_UP_RECV);
+    swap_held(mb, held);
+    mtmsg_heldmsg_free(held);               /* the receive buffer's old storage */
+    n = mtmsg_buffer_pushmsg(L, mb, reuse);
+    mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+    return n;
+}
+
 int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
-                         CarrayReuse *reuse) {
+                         CarrayReuse *reuse, HeldMsg *held) {
     int top = lua_gettop(L), n;
     MemBuf *mb, copy;
     MsgFire fire;
     MsgStatus st;
+    if (held->has) return receive_held(L, held, reuse);
     for (;;) {
         mb = mtmsg_busybuf_acquire(L, MTMSG_UP_RECV);
         st = o->kind == KIND_BUFFER
@@ -471,9 +561,17 @@ int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeou
         }
         return mtmsg_error_status(L, st, o, NULL, &copy, 0);
     }
-    if (fire.api && mtmsg_capi_fireerror(L, &fire)) {      /* pushed the error text */
-        mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
-        return lua_error(L);
+    if (fire.api) {
+        /* The message was taken: it goes to the handle's held slot (empty: a held message
+         * is returned before anything is taken) for the call, and stays there if the
+         * notifier fails. Pushing the error text may run a finalizer that calls nextmsg
+         * on this handle: that one gets the message. */
+        swap_held(mb, held);
+        if (mtmsg_capi_fireerror(L, &fire)) {               /* pushed the error text */
+            mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+            return lua_error(L);
+        }
+        swap_held(mb, held);                                /* no Lua ran: mb is ours */
     }
     n = mtmsg_buffer_pushmsg(L, mb, reuse);             /* [temporary], values */
     mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
@@ -484,7 +582,7 @@ static int buffer_nextmsg(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     CarrayReuse reuse;
     double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
-    return mtmsg_buffer_receive(L, &h->b->obj, h->nonblock, timeout, &reuse);
+    return mtmsg_buffer_receive(L, &h->b->obj, h->nonblock, timeout, &reuse, &h->held);
 }
 
 static int buffer_nonblock(lua_State *L) {

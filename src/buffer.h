@@ -94,9 +94,20 @@ MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const struct Carray
 void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem);
 
 /* Lua side */
+/* A message that buffer:nextmsg or listener:nextmsg took but did not return because the
+ * "<" notifier failed (the call raised): the handle keeps it, and its next nextmsg
+ * returns it. `has` tells an empty message from none. Freed with the handle. */
+typedef struct HeldMsg {
+    int has;
+    MemBuf mb;          /* the payload, when has */
+} HeldMsg;
+void mtmsg_heldmsg_init(HeldMsg *hm);
+void mtmsg_heldmsg_free(HeldMsg *hm);
+
 typedef struct BufferHandle {
     MsgBuffer *b;       /* NULL until construction completes; retained */
     int nonblock;       /* per-handle mode */
+    HeldMsg held;       /* see HeldMsg */
 } BufferHandle;
 
 BufferHandle *mtmsg_buffer_check(lua_State *L, int idx);
@@ -111,6 +122,9 @@ void mtmsg_buffer_open(lua_State *L);
 /* Finds the buffer or listener named by the id or name at `arg`, retained; raises
  * unknown_object, ambiguous_name or operation_aborted. Call with the handle pushed. */
 MsgObject *mtmsg_lookup(lua_State *L, int arg, MsgKind kind);
+/* Checks the argument of mtmsg.buffer(x) / mtmsg.listener(x): a name (string) or an
+ * integer id; else "<what> name or id expected, got <type>". */
+void mtmsg_checknameorid(lua_State *L, int arg, const char *what);
 /* __tostring of buffers and listeners: "<tname>: 0x... (name=\"x\",id=N)". */
 int mtmsg_pushtostring(lua_State *L, const char *tname, const MsgObject *o);
 
@@ -132,10 +146,12 @@ typedef struct BusyBuf { MemBuf mb; int busy; } BusyBuf;
 #define MTMSG_SCRATCH_KEEP (1u << 20) /* work memory kept between calls */
 MemBuf *mtmsg_busybuf_acquire(lua_State *L, int up);
 void mtmsg_busybuf_release(lua_State *L, int up, MemBuf *mb, int idx);
-/* buffer/listener:nextmsg after argument checks: takes a message from `o` and returns
- * its values (none for a timeout or an empty nonblocking read), or raises. */
+/* buffer/listener:nextmsg after argument checks: returns the values of the message
+ * held by the handle, else takes a message from `o` and returns its values (none for a
+ * timeout or an empty nonblocking read), or raises. When the "<" notifier fails after
+ * the take, the message goes to `held` and the notifier's error is raised. */
 int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
-                         struct CarrayReuse *reuse);
+                         struct CarrayReuse *reuse, HeldMsg *held);
 /* Decodes the payload in `mb` onto the stack; returns the number of values. */
 int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, struct CarrayReuse *reuse);
 

@@ -34,6 +34,21 @@
 /* mtmsg's code for "the operation succeeded, but the buffer's notifier failed". */
 #define CAPI_RC_NOTIFIER 999
 
+static const notify_capi notify_record;     /* the Notify API of mtmsg buffers, below */
+
+MsgBuffer *mtmsg_capi_notifierbuffer(const MsgNotifier *nt) {
+    return nt->api == &notify_record ? (MsgBuffer *)nt->n : NULL;
+}
+
+void mtmsg_capi_releaseforeign(const MsgNotifier *nt) {
+    nt->api->releaseNotifier(nt->n);
+}
+
+/* Whether the notifier nt of b is b itself (connected without a reference). */
+static int isself(const MsgBuffer *b, const notify_capi *api, const notify_notifier *n) {
+    return api == &notify_record && (const MsgBuffer *)n == b;
+}
+
 /* ===== Notifier calls (consumer side) ===== */
 
 /* Error text of a failed notifier call: prefix plus the eh messages joined with "\n". */
@@ -66,7 +81,13 @@ void mtmsg_capi_arm_locked(MsgBuffer *b, int which, MsgFire *f) {
     int go = which == MTMSG_NTF_ADD ? (th < 0 || cnt > (unsigned long long)th)
                                     : (th <= 0 || cnt < (unsigned long long)th);
     if (!go) return;
-    nt->api->retainNotifier(nt->n);     /* a reference count: safe under our lock */
+    if (isself(b, nt->api, nt->n)) {
+        /* b holds no reference to itself: a count of 0 means that b is on its way out
+         * (an orphan, or a last release in progress): nobody is left to notify */
+        if (!mtmsg_registry_tryretain(&b->obj)) return;
+    } else {
+        nt->api->retainNotifier(nt->n);     /* a reference count: safe under our lock */
+    }
     f->api = nt->api;
     f->n = nt->n;
     f->b = b;
@@ -94,7 +115,7 @@ static void disconnect(const MsgFire *f, const notify_capi *api) {
         if (nt->api == api && nt->n == f->n) {
             nt->api = NULL;
             nt->n = NULL;
-            drop = 1;
+            drop = !isself(b, api, f->n);             /* self: no reference to drop */
         }
     }
     mtmsg_mutex_unlock(m);
@@ -119,6 +140,14 @@ static int fire(MsgFire *f, NotifierError *e) {
     fire_depth++;
     rc = api->notify(f->n, err_collect, e);
     fire_depth--;
+    if (rc == 2 && api == &notify_record) {        /* an mtmsg buffer that is aborted */
+        char what[MTMSG_DESCRIBE_MAX];
+        mtmsg_error_describe(what, &((MsgBuffer *)f->n)->obj);     /* n lives: retained */
+        e->len = (size_t)snprintf(e->text, sizeof e->text,
+                                  "mtmsg.error.operation_aborted: notifier %s is aborted", what);
+        if (e->len >= sizeof e->text) e->len = sizeof e->text - 1;
+        e->calls = 1;
+    }
     if (rc == 1 && f->b) disconnect(f, api);
     api->releaseNotifier(f->n);                     /* the call's reference */
     if (rc == 0 || rc == 1) return 0;
@@ -147,12 +176,6 @@ static int fire_capi(MsgFire *f, void (*eh)(void *, const char *, size_t), void 
     if (!f->api || !fire(f, &e)) return 0;
     if (eh) eh(ehdata, e.text, e.len);
     return CAPI_RC_NOTIFIER;
-}
-
-void mtmsg_capi_dropnotifiers(MsgNotifier *ntf, int count) {
-    int i;
-    for (i = 0; i < count; i++)
-        if (ntf[i].api) ntf[i].api->releaseNotifier(ntf[i].n);
 }
 
 static const char *const notifier_types[] = {">", "<", NULL};   /* MTMSG_NTF_ADD/REMOVE */
@@ -194,9 +217,11 @@ int mtmsg_capi_setnotifier(lua_State *L) {
         b->ntf[which].threshold = threshold;
     }
     mtmsg_mutex_unlock(b->mutex);
-    if (old.api) old.api->releaseNotifier(old.n);
-    if (st == MSG_OK) return 0;
+    if (old.api && !isself(b, old.api, old.n)) old.api->releaseNotifier(old.n);
+    /* b as its own notifier keeps no reference (the handle at 1 holds another one) */
+    if (st == MSG_OK && !isself(b, api, n)) return 0;
     api->releaseNotifier(n);
+    if (st == MSG_OK) return 0;
     if (st == MSG_CLOSED) return mtmsg_error_status(L, st, &b->obj, NULL, NULL, 0);
     return mtmsg_error_raise(L, ERR_HAS_NOTIFIER, NULL);
 }
@@ -253,7 +278,15 @@ static int n_notify(notify_notifier *n, notifier_error_handler eh, void *ehdata)
     switch (mtmsg_buffer_put((MsgBuffer *)n, "", 0, 0, 0, &f, NULL)) {
     case MSG_OK: return fire_capi(&f, eh, ehdata);
     case MSG_CLOSED: return 1;
-    case MSG_ABORTED: return 2;
+    case MSG_ABORTED:
+        if (eh) {
+            char what[32 + MTMSG_DESCRIBE_MAX];
+            size_t k = sizeof "mtmsg.error.operation_aborted: " - 1;
+            memcpy(what, "mtmsg.error.operation_aborted: ", k);
+            k += mtmsg_error_describe(what + k, &((MsgBuffer *)n)->obj);
+            eh(ehdata, what, k);
+        }
+        return 2;
     case MSG_NOMEM: why = "mtmsg.error.out_of_memory"; break;
     default: why = "mtmsg.error.message_size: buffer is full"; break;
     }

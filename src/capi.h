@@ -23,16 +23,22 @@ void mtmsg_capi_arm_locked(MsgBuffer *b, int which, MsgFire *f);
 
 /* From a Lua method, with no lock held: makes the call armed in *f (nothing when f->api
  * is NULL) and drops the extra reference. rc 1 disconnects the notifier if it is still
- * the connected one; any rc but 0 and 1 raises "Error while calling notifier: <texts the
- * notifier reported, joined by newlines>" or "Unknown error while calling notifier.
- * (rc=N)". The C APIs do the same and return 999 with that text given to their eh. */
+ * the connected one; rc 2 from an mtmsg buffer (aborted) raises
+ * "mtmsg.error.operation_aborted: notifier mtmsg.buffer(...) is aborted"; any other rc but
+ * 0 and 1 raises "Error while calling notifier: <texts the notifier reported, joined by
+ * newlines>" or "Unknown error while calling notifier. (rc=N)". The C APIs do the same
+ * and return 999 with that text given to their eh. */
 void mtmsg_capi_firelua(lua_State *L, MsgFire *f);
 /* Like mtmsg_capi_firelua, but pushes the error text and returns 1 instead of raising. */
 int mtmsg_capi_fireerror(lua_State *L, MsgFire *f);
 
-/* Releases the notifiers of a buffer that is being freed (copied out of it first): call
- * with no lock held; they may be other buffers whose release re-enters. */
-void mtmsg_capi_dropnotifiers(MsgNotifier *ntf, int count);
+/* The mtmsg buffer that a connected notifier is, or NULL for any other notifier. A
+ * buffer that is its own notifier holds no reference to itself (it would never be
+ * freed); a notifier that is another buffer is one reference of that buffer. */
+MsgBuffer *mtmsg_capi_notifierbuffer(const MsgNotifier *nt);
+/* Drops the reference of a foreign notifier (one that is not an mtmsg buffer). No lock
+ * held: it runs foreign code. */
+void mtmsg_capi_releaseforeign(const MsgNotifier *nt);
 
 /* buffer:notifier(ntf [, type [, threshold]]) */
 int mtmsg_capi_setnotifier(lua_State *L);

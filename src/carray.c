@@ -61,7 +61,7 @@ MsgStatus mtmsg_carray_encode(lua_State *L, int idx, MemBuf *out, const char **b
     char *dst;
     MsgStatus st;
     if (!api) {
-        *badmsg = reason == CARRAY_CAPI_ERR_VERSION ? "carray version mismatch"
+        *badmsg = reason == CARRAY_CAPI_ERR_VERSION ? "carray capi version mismatch"
                                                     : "parameter type not supported";
         return MSG_BADARG;
     }
@@ -97,7 +97,7 @@ static carray *checkwritable(lua_State *L, int i, carray_info *info, const carra
     carray *a;
     if (!api)
         luaL_argerror(L, i, reason == CARRAY_CAPI_ERR_VERSION
-                                ? "incompatible carray capi version number" : "carray expected");
+                                ? "carray capi version mismatch" : "carray expected");
     a = api->toWritableCarray(L, i, info);
     if (!a)
         luaL_argerror(L, i, api->toReadableCarray(L, i, NULL) ? "writable carray expected"
@@ -111,7 +111,7 @@ void mtmsg_carray_checkarg(lua_State *L, int arg, const char *msg) {
     if (lua_type(L, arg) != LUA_TUSERDATA) luaL_argerror(L, arg, msg);
     if (!carray_get_capi(L, arg, &reason))
         luaL_argerror(L, arg, reason == CARRAY_CAPI_ERR_VERSION
-                                  ? "incompatible carray capi version number" : msg);
+                                  ? "carray capi version mismatch" : msg);
 }
 
 void mtmsg_carray_checkreuse(lua_State *L, int first, int last, CarrayReuse *reuse) {

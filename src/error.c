@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "compat.h"
 #include "registry.h"
@@ -55,7 +56,7 @@ void mtmsg_error_pushid(lua_State *L, long long id) {
     lua_pushstring(L, buf);
 }
 
-/* Adds name in double quotes, with ", \ and NUL escaped. */
+/* Adds name in double quotes, with ", \ and NUL escaped (the whole name: tostring). */
 static void addname(luaL_Buffer *b, const char *name, size_t len) {
     size_t i;
     luaL_addchar(b, '"');
@@ -68,9 +69,51 @@ static void addname(luaL_Buffer *b, const char *name, size_t len) {
     luaL_addchar(b, '"');
 }
 
-void mtmsg_error_pushobject(lua_State *L, const MsgObject *o) {
+/* Writes name as error texts show it: quoted and escaped as addname does, a name of
+ * more than MTMSG_ERRNAME_MAX bytes cut (at most 2 * MTMSG_ERRNAME_MAX + 8 bytes
+ * written, no NUL). Returns the length. */
+static size_t putname(char *out, const char *name, size_t len) {
+    size_t i, k = 0, n = len;
+    if (len > MTMSG_ERRNAME_MAX) {
+        n = MTMSG_ERRNAME_MAX - 4;
+        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80) n--;   /* UTF-8 */
+    }
+    out[k++] = '"';
+    for (i = 0; i < n; i++) {
+        char c = name[i];
+        if (c == '"' || c == '\\') { out[k++] = '\\'; out[k++] = c; }
+        else if (c == '\0') { out[k++] = '\\'; out[k++] = '0'; }
+        else out[k++] = c;
+    }
+    out[k++] = '"';
+    if (n < len) { memcpy(out + k, "...", 3); k += 3; }
+    return k;
+}
+
+size_t mtmsg_error_describe(char *out, const MsgObject *o) {
+    size_t k;
+    const char *head = o->kind == KIND_BUFFER ? "mtmsg.buffer(" : "mtmsg.listener(";
+    k = strlen(head);
+    memcpy(out, head, k);
+    if (o->name) {
+        memcpy(out + k, "name=", 5);
+        k += 5;
+        k += putname(out + k, o->name, o->namelen);
+        out[k++] = ',';
+    }
+    k += (size_t)snprintf(out + k, MTMSG_DESCRIBE_MAX - k, "id=%llu)", o->id);
+    return k;
+}
+
+void mtmsg_error_pushobject(lua_State *L, const MsgObject *o, int full) {
     luaL_Buffer b;
     char idbuf[48];
+    if (!full) {
+        char text[MTMSG_DESCRIBE_MAX];
+        size_t len = mtmsg_error_describe(text, o);
+        lua_pushlstring(L, text, len);
+        return;
+    }
     luaL_buffinit(L, &b);
     luaL_addstring(&b, o->kind == KIND_BUFFER ? "mtmsg.buffer(" : "mtmsg.listener(");
     if (o->name) {
@@ -85,12 +128,11 @@ void mtmsg_error_pushobject(lua_State *L, const MsgObject *o) {
 
 int mtmsg_error_lookup(lua_State *L, MsgErrKind kind, const char *what,
                        const char *name, size_t len) {
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
+    char text[2 * MTMSG_ERRNAME_MAX + 8];
+    size_t n = putname(text, name, len);
     lua_pushfstring(L, "mtmsg.error.%s: %s name ", kind_names[kind], what);
-    luaL_addvalue(&b);
-    addname(&b, name, len);
-    luaL_pushresult(&b);
+    lua_pushlstring(L, text, n);
+    lua_concat(L, 2);
     return lua_error(L);
 }
 
@@ -100,12 +142,12 @@ int mtmsg_error_status(lua_State *L, MsgStatus st, const MsgObject *o,
     switch (st) {
     case MSG_CLOSED:
         lua_pushstring(L, "mtmsg.error.object_closed: ");
-        mtmsg_error_pushobject(L, o);
+        mtmsg_error_pushobject(L, o, 0);
         lua_concat(L, 2);
         break;
     case MSG_NOBUFFERS:
         lua_pushstring(L, "mtmsg.error.no_buffers: ");
-        mtmsg_error_pushobject(L, o);
+        mtmsg_error_pushobject(L, o, 0);
         lua_concat(L, 2);
         break;
     case MSG_ABORTED:
@@ -117,7 +159,7 @@ int mtmsg_error_status(lua_State *L, MsgStatus st, const MsgObject *o,
         snprintf(lim, sizeof lim, "%llu", (unsigned long long)(mb ? mb->cap : 0));
         lua_pushfstring(L, "mtmsg.error.message_size: message size %s exceeds limit of %s bytes for ",
                         num, lim);
-        if (o) mtmsg_error_pushobject(L, o);
+        if (o) mtmsg_error_pushobject(L, o, 0);
         else lua_pushstring(L, what ? what : "mtmsg");
         lua_concat(L, 2);
         break;

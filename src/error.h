@@ -28,9 +28,24 @@ void mtmsg_error_pushtable(lua_State *L);
 void mtmsg_error_push(lua_State *L, MsgErrKind kind, const char *detailfmt, ...);
 /* Raises `kind` with optional details (lua_pushfstring format). Never returns. */
 int mtmsg_error_raise(lua_State *L, MsgErrKind kind, const char *detailfmt, ...);
-/* Pushes the description of an object: mtmsg.buffer(name="x",id=N) or mtmsg.listener(id=N). */
-void mtmsg_error_pushobject(lua_State *L, const struct MsgObject *o);
-/* Raises unknown_object or ambiguous_name for a lookup of `what` ("buffer") by name. */
+/* Names longer than this many bytes are cut in error texts (see mtmsg_error_describe). */
+#if !defined(MTMSG_ERRNAME_MAX)
+#define MTMSG_ERRNAME_MAX 64
+#endif
+/* Room mtmsg_error_describe needs at most (a cut name escapes to twice its length). */
+#define MTMSG_DESCRIBE_MAX (2 * MTMSG_ERRNAME_MAX + 64)
+
+/* Plain C, no Lua, callable anywhere: writes the description of an object as used in
+ * error texts, mtmsg.buffer(name="x",id=N) or mtmsg.listener(id=N), NUL-terminated, into
+ * out (MTMSG_DESCRIBE_MAX bytes); returns its length. A name longer than
+ * MTMSG_ERRNAME_MAX bytes is cut to its first MTMSG_ERRNAME_MAX - 4 bytes (not inside a
+ * UTF-8 sequence), followed by ... after the closing quote: name="abc"...,id=N. */
+size_t mtmsg_error_describe(char *out, const struct MsgObject *o);
+/* Pushes the description of an object: the one of mtmsg_error_describe, or with full
+ * set, the whole name (what tostring shows). */
+void mtmsg_error_pushobject(lua_State *L, const struct MsgObject *o, int full);
+/* Raises unknown_object or ambiguous_name for a lookup of `what` ("buffer") by name
+ * (a long name is cut as in mtmsg_error_describe). */
 int mtmsg_error_lookup(lua_State *L, MsgErrKind kind, const char *what,
                        const char *name, size_t len);
 /* Raises the error for a failed operation on `o` (NULL for writer/reader scratch space):

@@ -185,6 +185,7 @@ static ListenerHandle *newhandle(lua_State *L) {
     ListenerHandle *h = lua_newuserdatauv(L, sizeof *h, 0);
     h->l = NULL;
     h->nonblock = 0;
+    mtmsg_heldmsg_init(&h->held);
     luaL_getmetatable(L, MTMSG_LISTENER_MT);
     lua_setmetatable(L, -2);
     return h;
@@ -202,7 +203,7 @@ static int m_newlistener(lua_State *L) {
 
 static int m_listener(lua_State *L) {
     ListenerHandle *h;
-    if (lua_type(L, 1) != LUA_TSTRING) mtmsg_checkinteger(L, 1);
+    mtmsg_checknameorid(L, 1, "listener");
     h = newhandle(L);
     h->l = (MsgListener *)mtmsg_lookup(L, 1, KIND_LISTENER);
     return 1;
@@ -210,6 +211,7 @@ static int m_listener(lua_State *L) {
 
 static int listener_gc(lua_State *L) {
     ListenerHandle *h = luaL_checkudata(L, 1, MTMSG_LISTENER_MT);
+    mtmsg_heldmsg_free(&h->held);
     if (h->l) {
         MsgListener *l = h->l;
         h->l = NULL;
@@ -243,7 +245,7 @@ static int listener_nextmsg(lua_State *L) {
     ListenerHandle *h = checklistener(L, 1);
     CarrayReuse reuse;
     double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
-    return mtmsg_buffer_receive(L, &h->l->obj, h->nonblock, timeout, &reuse);
+    return mtmsg_buffer_receive(L, &h->l->obj, h->nonblock, timeout, &reuse, &h->held);
 }
 
 static int listener_nonblock(lua_State *L) {

@@ -38,7 +38,11 @@ void mtmsg_listener_free(MsgListener *l);
 
 /* Adds the metatable and newlistener/listener to the module table at -2 (scratch at -1). */
 void mtmsg_listener_open(lua_State *L);
-typedef struct ListenerHandle { MsgListener *l; int nonblock; } ListenerHandle;
+typedef struct ListenerHandle {
+    MsgListener *l;     /* NULL until construction completes; retained */
+    int nonblock;       /* per-handle mode */
+    HeldMsg held;       /* a message taken by a nextmsg that raised (see HeldMsg) */
+} ListenerHandle;
 ListenerHandle *mtmsg_listener_test(lua_State *L, int idx);
 /* Takes the next message of the listener into `out` (see mtmsg_buffer_take, also for
  * check and fire); also MSG_NOBUFFERS. fire->l is set: the buffer may go away. */

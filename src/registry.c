@@ -189,6 +189,15 @@ void mtmsg_registry_retain(MsgObject *o) {
     mtmsg_atomic_inc(&o->refs);
 }
 
+int mtmsg_registry_tryretain(MsgObject *o) {
+    size_t r = mtmsg_atomic_load(&o->refs);
+    /* a count raised from 1 here is not lowered to 0 by a release racing with us: that
+     * one decrements atomically after its check and sees the 2 */
+    while (r > 0)
+        if (mtmsg_atomic_cas(&o->refs, &r, r + 1)) return 1;
+    return 0;
+}
+
 int mtmsg_registry_release(MsgObject *o) {
     size_t r = mtmsg_atomic_load(&o->refs);
     /* Fast path: not the last reference, no lock. A count of 1 may be raised again by a

@@ -47,6 +47,10 @@ MsgObject *mtmsg_registry_find_id(MsgKind kind, unsigned long long id, MsgStatus
 MsgObject *mtmsg_registry_find_name(MsgKind kind, const char *name, size_t len, MsgStatus *st);
 /* One more reference for a caller that already holds one. */
 void mtmsg_registry_retain(MsgObject *o);
+/* One more reference unless the count is 0 (the object is being unregistered, or was):
+ * returns 1 if it took one. For callers that hold no reference but keep the object's
+ * memory alive otherwise (a lock under which it cannot be freed). */
+int mtmsg_registry_tryretain(MsgObject *o);
 /* Drops a reference. Returns 1 if it was the last one: the object has been removed from
  * the tables and the caller must finalize it; 0 otherwise. */
 int mtmsg_registry_release(MsgObject *o);

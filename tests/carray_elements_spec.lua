@@ -111,9 +111,9 @@ describe("carray elements", function()
         it("incompatible versions and foreign userdata are argument errors; nothing is added", function()
             local b = mtmsg.newbuffer()
             local w = mtmsg.newwriter()
-            checkargerr("bad argument #2 to 'addmsg' (carray version mismatch)",
+            checkargerr("bad argument #2 to 'addmsg' (carray capi version mismatch)",
                         function() b:addmsg(1, carray.newbadversion("int", 2)) end)
-            checkargerr("bad argument #1 to 'setmsg' (carray version mismatch)",
+            checkargerr("bad argument #1 to 'setmsg' (carray capi version mismatch)",
                         function() b:setmsg(carray.newbadversion("int")) end)
             checkargerr("bad argument #1 to 'addmsg' (parameter type not supported)",
                         function() b:addmsg(carray.newnoapi()) end)
@@ -121,7 +121,7 @@ describe("carray elements", function()
                         function() b:addmsg(mtmsg.newwriter()) end)
             checkargerr("bad argument #1 to 'addmsg' (parameter type not supported)",
                         function() b:addmsg(carray.newbadmarker("key")) end)
-            checkargerr("bad argument #2 to 'add' (carray version mismatch)",
+            checkargerr("bad argument #2 to 'add' (carray capi version mismatch)",
                         function() w:add(1, carray.newbadversion("int")) end)
             checkargerr("bad argument #1 to 'add' (parameter type not supported)",
                         function() w:add(carray.newnoapi()) end)
@@ -224,9 +224,9 @@ describe("carray elements", function()
             local b = lst:newbuffer()
             b:addmsg(carray.new("int", { 1 }))
             for _, o in ipairs { b, lst } do
-                checkargerr("bad argument #1 to 'nextmsg' (incompatible carray capi version number)",
+                checkargerr("bad argument #1 to 'nextmsg' (carray capi version mismatch)",
                             function() o:nextmsg(carray.newbadversion("int")) end)
-                checkargerr("bad argument #2 to 'nextmsg' (incompatible carray capi version number)",
+                checkargerr("bad argument #2 to 'nextmsg' (carray capi version mismatch)",
                             function() o:nextmsg(0, carray.newbadversion("int")) end)
                 checkargerr("bad argument #1 to 'nextmsg' (timeout seconds or carray expected)",
                             function() o:nextmsg(carray.newnoapi()) end)
@@ -247,7 +247,7 @@ describe("carray elements", function()
             assert(r:nextmsg(b))
             checkargerr("bad argument #1 to 'next' (writable carray expected)",
                         function() r:next(carray.new("int", "readonly")) end)
-            checkargerr("bad argument #1 to 'next' (incompatible carray capi version number)",
+            checkargerr("bad argument #1 to 'next' (carray capi version mismatch)",
                         function() r:next(carray.newbadversion("int")) end)
             checkargerr("bad argument #1 to 'next' (integer or carray expected)",
                         function() r:next(carray.newnoapi()) end)

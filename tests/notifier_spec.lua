@@ -247,7 +247,7 @@ describe("buffer:notifier", function()
             assert(H.joinok(t)[1] == 0, "a waiter is woken by the notification")
         end)
 
-        it("a closed notifier buffer is dropped (rc 1), an aborted one raises (rc 2)", function()
+        it("a closed notifier buffer is dropped (rc 1), an aborted one raises operation_aborted", function()
             local b, sink = mtmsg.newbuffer(), mtmsg.newbuffer()
             b:notifier(sink)
             sink:close()
@@ -255,7 +255,8 @@ describe("buffer:notifier", function()
             local other = mtmsg.newbuffer()
             b:notifier(other)                            -- the closed one was disconnected
             other:abort()
-            assert(errof(b.addmsg, b, 2) == "Unknown error while calling notifier. (rc=2)")
+            assert(errof(b.addmsg, b, 2) == "mtmsg.error.operation_aborted: notifier "
+                   .. "mtmsg.buffer(id=" .. other:id() .. ") is aborted")
             assert(b:msgcnt() == 2)
             other:abort(false)
             b:addmsg(3)
