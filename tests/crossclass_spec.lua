@@ -284,6 +284,25 @@ describe("cross-class arguments", function()
         argerr("mtmsg.listener(buffer)", 1, "number expected, got [^)]+", mtmsg.listener, mtmsg.newbuffer())
     end)
 
+    it("checks the argument of the internal work buffers' __gc", function()
+        -- reachable with the debug library: upvalue 1 of a module function
+        local _, scratch = debug.getupvalue(mtmsg.newwriter, 1)
+        if _VERSION == "Lua 5.1" and not H.is_luajit then     -- no C upvalues from Lua
+            assert.is_nil(scratch)
+            return
+        end
+        assert.equal("userdata", type(scratch))
+        local gc = debug.getmetatable(scratch).__gc
+        for _, k in ipairs(kinds) do
+            argerr("workbuffer.__gc(" .. k.name .. ")", 1, "mtmsg%.workbuffer expected, got [^)]+",
+                   gc, k.make())
+        end
+        gc(scratch)                                     -- by hand, idle: harmless
+        local b = mtmsg.newbuffer()
+        b:addmsg(1, "x")
+        H.same(H.pack(b:nextmsg(0)), {1, "x"})
+    end)
+
     it("keeps metamethods out of reach of the objects", function()
         for _, class in ipairs(classnames) do
             local o = samples[class]()
