@@ -61,6 +61,7 @@ local stats = {calls = 0, errors = 0, finalizers = 0, fincalls = 0, collects = 0
                replaced = 0, thread_ops = 0}
 local errkinds = {}              -- "argument" | mtmsg error kind | "other" -> count
 local findings = {}
+local others = {}                -- samples of errors that are neither kind
 local function finding(what)
     if #findings < 20 then findings[#findings + 1] = what end
     io.stderr:write("apifuzz: FINDING: ", what, "\n")
@@ -296,8 +297,10 @@ local function onecall()
         local ek = type(e) ~= "string" and "non-string"
                    or e:match("^mtmsg%.error%.([%w_]+)")
                    or ((e:find("bad argument", 1, true) or e:find("bad self", 1, true)) and "argument")
+                   or (e:find("calling notifier", 1, true) and "notifier")
                    or "other"
         errkinds[ek] = (errkinds[ek] or 0) + 1
+        if ek == "other" and #others < 5 then others[#others + 1] = fn.name .. ": " .. e:sub(1, 120) end
         if type(r[2]) ~= "string" then
             finding(fn.name .. " raised a " .. type(r[2]) .. " (" .. tostring(r[2]) .. ")")
         end
@@ -450,6 +453,7 @@ local ek = {}
 for k, v in pairs(errkinds) do ek[#ek + 1] = k .. "=" .. v end
 table.sort(ek)
 print("apifuzz: errors by kind: " .. table.concat(ek, " "))
+for _, o in ipairs(others) do print("apifuzz: other error: " .. o) end
 print(("apifuzz: light userdata=%d internal userdata=%d"):format(#lights, #internals))
 print(("apifuzz: seed=%d lua=%s thread=%s debug=%d calls=%d errors=%d finalizers=%d "
        .. "finalizer_calls=%d collects=%d replaced=%d thread_ops=%d functions=%d "

@@ -8,7 +8,7 @@
 #   plain-<v>    no sanitizer, the system interpreter (v: 5.1 5.2 5.3 5.4 luajit)
 # Environment: APIFUZZ_SECONDS (per config, default 10), APIFUZZ_SEED (default: a new
 # one per config, printed), APIFUZZ_THREAD, APIFUZZ_DEBUG, APIFUZZ_CALLS: see the
-# fuzzer's header. The module is built in build/<v>-apifuzz-<sanitizer> (clang; kept
+# fuzzer's header; APIFUZZ_TSAN_EXTRA: more TSAN_OPTIONS (e.g. detect_deadlocks=0). The module is built in build/<v>-apifuzz-<sanitizer> (clang; kept
 # between runs, rebuilt when a source changes). A sanitizer report or a finding fails.
 # Last line: "apifuzz: PASS ..." or "apifuzz: FAIL ...".
 SAN_NAME=apifuzz
@@ -63,7 +63,7 @@ run_config() {
     export ASAN_OPTIONS="detect_leaks=$leaks:halt_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1:allocator_may_return_null=1:print_summary=1"
     export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:print_summary=1"
-    export TSAN_OPTIONS="halt_on_error=0:exitcode=66:allocator_may_return_null=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
+    export TSAN_OPTIONS="halt_on_error=0:exitcode=66:allocator_may_return_null=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp${APIFUZZ_TSAN_EXTRA:+:$APIFUZZ_TSAN_EXTRA}"
     seed=${APIFUZZ_SEED:-$(( ($(date +%s) + $$ + ${#cfg} * 7919) % 2147483646 + 1 ))}
     log=$B.apifuzz.log
     echo "=== apifuzz $cfg: $secs s, seed $seed, $host ==="
