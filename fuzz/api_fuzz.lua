@@ -22,6 +22,8 @@
 --   APIFUZZ_SECONDS=s    duration (default 10)
 --   APIFUZZ_CALLS=n      stop after n calls as well (default: no limit)
 --   APIFUZZ_THREAD=0     no second thread
+--   APIFUZZ_THREADHANDLES=0  no testthread handles in the pool (each one starts and
+--                        joins a short thread; scripts/apifuzz.sh sets this for TSan)
 --   APIFUZZ_DEBUG=n      metamethods (__gc, __close, __tostring) called by hand, as
 --                        the debug library allows (debug.getmetatable, getupvalue):
 --                        0 never; 1 (default) not from finalizers; 2 from finalizers
@@ -228,7 +230,7 @@ if carray then
         return setmetatable({}, {_capi_carray = debug.getmetatable(carray.new("int", 1))._capi_carray})
     end
 end
-if USE_THREAD then
+if okthread and os.getenv("APIFUZZ_THREADHANDLES") ~= "0" then
     makers[#makers + 1] = function() local t = testthread.start(function() end); t:join(5); return t end
 end
 makers[#makers + 1] = function()

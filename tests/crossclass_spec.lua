@@ -332,6 +332,6 @@ describe("cross-class arguments", function()
     end)
 
     it("checked enough calls", function()
-        assert.is_true(checked > 1000)
+        assert.is_true(checked > 1000, checked)
     end)
 end)
