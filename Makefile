@@ -96,9 +96,11 @@ clean:
 #   make tsan        threaded specs + stress under TSan (MTMSG_STRESS_SECONDS=n: long)
 #   make valgrind    suite under memcheck
 #   make fuzz        each libFuzzer target FUZZ_SECONDS (default 10) from its corpus
+#   make apifuzz     the Lua API fuzzer under ASan+UBSan and TSan, APIFUZZ_SECONDS each
+#                    (APIFUZZ_CONFIGS="asan asan-5.1 asan-luajit tsan plain-5.3" picks)
 #   make failalloc   allocation-failure injection alone (FAILALLOC=plain: no sanitizer)
 #   make stress      the stress spec alone, long (MTMSG_STRESS_SECONDS, default 60)
-.PHONY: failalloc stress
+.PHONY: failalloc stress apifuzz
 asan:
 	@sh scripts/asan.sh
 tsan:
@@ -109,6 +111,8 @@ fuzz:
 	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
 failalloc:
 	@sh scripts/failalloc.sh $(FAILALLOC)
+apifuzz:
+	@sh scripts/apifuzz.sh $(APIFUZZ_CONFIGS)
 stress: testmods
 	@MTMSG_STRESS_SECONDS=$${MTMSG_STRESS_SECONDS:-60} SPECS=tests/stress_spec.lua sh tests/run.sh $(LUA)
 bench:

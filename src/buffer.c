@@ -242,8 +242,10 @@ BufferHandle *mtmsg_buffer_test(lua_State *L, int idx) {
     return (h && h->b) ? h : NULL;
 }
 
+static const char buffer_class[] = MTMSG_BUFFER_MT;     /* class tag: see compat.h */
+
 BufferHandle *mtmsg_buffer_check(lua_State *L, int idx) {
-    BufferHandle *h = mtmsg_checkclass(L, idx, MTMSG_BUFFER_MT);
+    BufferHandle *h = mtmsg_checkclass(L, idx, buffer_class);
     if (!h->b) luaL_argerror(L, idx, "buffer expected");    /* half-constructed */
     return h;
 }
@@ -651,7 +653,7 @@ static const luaL_Reg module_funcs[] = {
 };
 
 void mtmsg_buffer_open(lua_State *L) {
-    mtmsg_open_class(L, MTMSG_BUFFER_MT, buffer_methods, buffer_metamethods, module_funcs);
+    mtmsg_open_class(L, buffer_class, buffer_methods, buffer_metamethods, module_funcs);
     luaL_getmetatable(L, MTMSG_BUFFER_MT);          /* module, scratch, mt */
     mtmsg_capi_publish(L);
     lua_pop(L, 1);                                  /* module, scratch */

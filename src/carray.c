@@ -93,7 +93,9 @@ MsgStatus mtmsg_carray_encode(lua_State *L, int idx, MemBuf *out, const char **b
 /* The carray at i as a writable array, or an argument error at i. */
 static carray *checkwritable(lua_State *L, int i, carray_info *info, const carray_capi **apip) {
     int reason = CARRAY_CAPI_ERR_NOAPI;
-    const carray_capi *api = carray_get_capi(L, i, &reason);
+    /* full userdata only: Lua code can give a table a metatable with any API marker */
+    const carray_capi *api = lua_type(L, i) == LUA_TUSERDATA ? carray_get_capi(L, i, &reason)
+                                                             : NULL;
     carray *a;
     if (!api)
         luaL_argerror(L, i, reason == CARRAY_CAPI_ERR_VERSION

@@ -175,8 +175,10 @@ ListenerHandle *mtmsg_listener_test(lua_State *L, int idx) {
     return (h && h->l) ? h : NULL;
 }
 
+static const char listener_class[] = MTMSG_LISTENER_MT; /* class tag: see compat.h */
+
 static ListenerHandle *checklistener(lua_State *L, int idx) {
-    ListenerHandle *h = mtmsg_checkclass(L, idx, MTMSG_LISTENER_MT);
+    ListenerHandle *h = mtmsg_checkclass(L, idx, listener_class);
     if (!h->l) luaL_argerror(L, idx, "listener expected");
     return h;
 }
@@ -341,5 +343,5 @@ static const luaL_Reg module_funcs[] = {
 };
 
 void mtmsg_listener_open(lua_State *L) {
-    mtmsg_open_class(L, MTMSG_LISTENER_MT, listener_methods, listener_metamethods, module_funcs);
+    mtmsg_open_class(L, listener_class, listener_methods, listener_metamethods, module_funcs);
 }

@@ -60,7 +60,8 @@ static int m_type(lua_State *L) {
 }
 
 static int workbuf_gc(lua_State *L) {
-    mtmsg_membuf_free((MemBuf *)lua_touserdata(L, 1));
+    /* checked: the debug library can call this with anything */
+    mtmsg_membuf_free(&((BusyBuf *)luaL_checkudata(L, 1, MTMSG_BUSYBUF_MT))->mb);
     return 0;
 }
 

@@ -21,8 +21,10 @@ typedef struct Reader {
     char *retired;          /* storage still read by an interrupted reader:next */
 } Reader;
 
+static const char reader_class[] = MTMSG_READER_MT;     /* class tag: see compat.h */
+
 static Reader *checkreader(lua_State *L, int idx) {
-    return mtmsg_checkclass(L, idx, MTMSG_READER_MT);
+    return mtmsg_checkclass(L, idx, reader_class);
 }
 
 static int m_newreader(lua_State *L) {
@@ -185,5 +187,5 @@ static const luaL_Reg module_funcs[] = {
 };
 
 void mtmsg_reader_open(lua_State *L) {
-    mtmsg_open_class(L, MTMSG_READER_MT, reader_methods, reader_metamethods, module_funcs);
+    mtmsg_open_class(L, reader_class, reader_methods, reader_metamethods, module_funcs);
 }

@@ -15,8 +15,10 @@ typedef struct Writer {
     MemBuf mb;              /* encoded elements of the message under construction */
 } Writer;
 
+static const char writer_class[] = MTMSG_WRITER_MT;     /* class tag: see compat.h */
+
 static Writer *checkwriter(lua_State *L, int idx) {
-    return mtmsg_checkclass(L, idx, MTMSG_WRITER_MT);
+    return mtmsg_checkclass(L, idx, writer_class);
 }
 
 void mtmsg_checksize(lua_State *L, int arg, size_t *size, double *grow) {
@@ -104,12 +106,14 @@ void mtmsg_open_class(lua_State *L, const char *tname, const luaL_Reg *methods,
     lua_pushvalue(L, -2);
     lua_pushnil(L);
     lua_pushlightuserdata(L, (void *)(uintptr_t)lua_topointer(L, -3));
-    luaL_setfuncs(L, metamethods, 3);               /* upvalues: scratch, nil, &mt */
+    lua_pushlightuserdata(L, (void *)(uintptr_t)tname);
+    luaL_setfuncs(L, metamethods, 4);               /* upvalues: scratch, nil, &mt, tag */
     lua_newtable(L);                                /* module, scratch, mt, methods */
     lua_pushvalue(L, -3);
     lua_pushnil(L);                                 /* upvalue 2: see BusyBuf in buffer.c */
     lua_pushlightuserdata(L, (void *)(uintptr_t)lua_topointer(L, -4));  /* upvalue 3: &mt */
-    luaL_setfuncs(L, methods, 3);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)tname);                  /* upvalue 4: tag */
+    luaL_setfuncs(L, methods, 4);
     lua_setfield(L, -2, "__index");
     lua_pushstring(L, tname);
     lua_setfield(L, -2, "__metatable");
@@ -123,5 +127,5 @@ void mtmsg_open_class(lua_State *L, const char *tname, const luaL_Reg *methods,
 }
 
 void mtmsg_writer_open(lua_State *L) {
-    mtmsg_open_class(L, MTMSG_WRITER_MT, writer_methods, writer_metamethods, module_funcs);
+    mtmsg_open_class(L, writer_class, writer_methods, writer_metamethods, module_funcs);
 }

@@ -15,6 +15,13 @@
 #include "lauxlib.h"
 #include "lualib.h"
 
+/* Also builds against Lua 5.1 and LuaJIT (scripts/apifuzz.sh): no LUA_OK there, no
+ * luaL_traceback in 5.1 (the message handler calls debug.traceback instead), and
+ * x64 LuaJIT without GC64 refuses lua_newstate (luaL_newstate then; no failalloc). */
+#if !defined(LUA_OK)
+#define LUA_OK 0
+#endif
+
 /* Lua closes C modules with dlclose when the state closes; the leak check runs after
  * that, and stacks in an unmapped module cannot be symbolized. Keep them mapped (the
  * host is test-only; the liblua call binds to this definition). */
@@ -72,7 +79,15 @@ static int panic(lua_State *L) {
 static int msghandler(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+#if LUA_VERSION_NUM >= 502
     luaL_traceback(L, L, msg, 1);
+#else
+    lua_getglobal(L, "debug");
+    lua_getfield(L, -1, "traceback");
+    lua_pushstring(L, msg);
+    lua_pushinteger(L, 2);
+    lua_call(L, 2, 1);
+#endif
     return 1;
 }
 
@@ -110,6 +125,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     L = lua_newstate(host_alloc, NULL);
+    if (L == NULL) L = luaL_newstate();
     if (L == NULL) {
         fprintf(stderr, "%s: cannot create a Lua state\n", argv[0]);
         return 1;
