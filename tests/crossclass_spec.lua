@@ -280,8 +280,8 @@ describe("cross-class arguments", function()
             if not k.class then assert.is_nil(t:find("^mtmsg%.")) end
             if k.name ~= "nil" and type(k.make()) ~= "userdata" then assert.equal(type(k.make()), t) end
         end
-        argerr("mtmsg.buffer(writer)", 1, "number expected, got [^)]+", mtmsg.buffer, mtmsg.newwriter())
-        argerr("mtmsg.listener(buffer)", 1, "number expected, got [^)]+", mtmsg.listener, mtmsg.newbuffer())
+        argerr("mtmsg.buffer(writer)", 1, "buffer name or id expected, got userdata", mtmsg.buffer, mtmsg.newwriter())
+        argerr("mtmsg.listener(buffer)", 1, "listener name or id expected, got userdata", mtmsg.listener, mtmsg.newbuffer())
     end)
 
     it("checks the argument of the internal work buffers' __gc", function()
