@@ -23,7 +23,7 @@ build = {
    modules = {
       mtmsg = {
          sources = {
-            "src/buffer.c", "src/capi.c", "src/carray.c", "src/codec.c", "src/compat.c",
+            "src/buffer.c", "src/capi.c", "src/carray.c", "src/class.c", "src/codec.c", "src/compat.c",
             "src/error.c", "src/listener.c", "src/main.c", "src/membuf.c", "src/reader.c",
             "src/registry.c", "src/sync.c", "src/sync_c11.c", "src/sync_posix.c",
             "src/sync_pthread.c", "src/sync_win32.c", "src/writer.c",

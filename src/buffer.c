@@ -9,11 +9,11 @@
 
 #include "capi.h"
 #include "carray.h"
+#include "class.h"
 #include "codec.h"
 #include "compat.h"
 #include "error.h"
 #include "listener.h"
-#include "writer.h"
 
 /* ===== Shared object ===== */
 

@@ -76,9 +76,3 @@ lua_Integer mtmsg_checkinteger(lua_State *L, int arg) {
     return (lua_Integer)n;
 #endif
 }
-
-int mtmsg_checkflag(lua_State *L, int arg) {
-    if (lua_isnone(L, arg)) return 1;
-    luaL_checktype(L, arg, LUA_TBOOLEAN);
-    return lua_toboolean(L, arg);
-}

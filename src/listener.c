@@ -9,9 +9,9 @@
 
 #include "capi.h"
 #include "carray.h"
+#include "class.h"
 #include "compat.h"
 #include "error.h"
-#include "writer.h"
 
 /* ===== Lists (l->mutex held) ===== */
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buffer.h"
+#include "class.h"
 #include "compat.h"
 #include "error.h"
 #include "listener.h"

@@ -9,6 +9,7 @@
 #include "buffer.h"
 #include "capi.h"
 #include "carray.h"
+#include "class.h"
 #include "codec.h"
 #include "compat.h"
 #include "error.h"
