@@ -266,6 +266,23 @@ describe("wake-up handles", function()
                                           .. fdprobe.nfds())
     end)
 
+    it("from C: the descriptor lives while native code holds the buffer", function()
+        local probe = require "capiprobe"
+        H.gc()
+        local before = fdprobe.nfds()
+        local b = mtmsg.newbuffer()
+        local id, fd = b:id(), b:getfd()
+        local ref = probe.ref(b)                    -- retainReceiver, as a C consumer would
+        b = nil; H.gc()                             -- no Lua handle left
+        assert(readable(fd) == false)
+        assert(ref:send { { "int", 7 } } == 0)      -- a native producer adds: readable
+        assert(readable(fd) == true)
+        assert(mtmsg.buffer(id):nextmsg(0) == 7)
+        assert(readable(fd) == false)
+        ref:release(); H.gc()                       -- the last reference: fd closed
+        if before then assert(fdprobe.nfds() == before) end
+    end)
+
     -- The loop between "readable" and "take": producers add while the consumer takes one
     -- message per wake-up. Readable must mean "a message is there" (single consumer), and
     -- a wait must never miss a message (no lost wake-up).
