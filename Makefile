@@ -117,6 +117,11 @@ stress: testmods
 	@MTMSG_STRESS_SECONDS=$${MTMSG_STRESS_SECONDS:-60} SPECS=tests/stress_spec.lua sh tests/run.sh $(LUA)
 bench:
 	@sh bench/run.sh
+# Event loops (bench/eventloop.lua, docs/BENCHMARKS.md): luv + lua-posix on Lua 5.3
+.PHONY: bench-eventloop
+bench-eventloop: deps
+	@$(MAKE) --no-print-directory -s LUA=5.3 testmods
+	@LUA_CPATH="build/5.3/?.so;;" lua5.3 bench/eventloop.lua
 
 # Windows x64, cross-compiled with mingw-w64 against a Lua 5.4 DLL built from Debian's
 # lua5.4 source (scripts/winlua.sh, into build/win64/lua/); see README "Windows".

@@ -26,7 +26,7 @@ build = {
             "src/buffer.c", "src/capi.c", "src/carray.c", "src/class.c", "src/codec.c", "src/compat.c",
             "src/error.c", "src/listener.c", "src/main.c", "src/membuf.c", "src/reader.c",
             "src/registry.c", "src/sync.c", "src/sync_c11.c", "src/sync_posix.c",
-            "src/sync_pthread.c", "src/sync_win32.c", "src/writer.c",
+            "src/sync_pthread.c", "src/sync_win32.c", "src/wakeup.c", "src/writer.c",
          },
          incdirs = { "src", "include" },
          defines = { 'MTMSG_VERSION="0.5.0"' },

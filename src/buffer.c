@@ -14,6 +14,7 @@
 #include "compat.h"
 #include "error.h"
 #include "listener.h"
+#include "wakeup.h"
 
 /* ===== Shared object ===== */
 
@@ -23,6 +24,7 @@ static void buffer_setabort(MsgObject *o, int flag) {
     b->aborted = flag;
     mtmsg_atomic_bump_locked(&b->seq);
     if (flag) mtmsg_cond_broadcast(&b->cond);
+    mtmsg_buffer_wake_locked(b);
     mtmsg_mutex_unlock(b->mutex);
 }
 
@@ -100,6 +102,7 @@ void mtmsg_buffer_free(MsgBuffer *b) {
         for (i = 0; i < 2; i++)             /* a buffer holds no reference to itself */
             if (ntf[i].api && mtmsg_capi_notifierbuffer(&ntf[i]) == x) ntf[i].api = NULL;
         mtmsg_membuf_free(&x->queue);
+        mtmsg_wake_close(&x->wake);
         mtmsg_cond_destroy(&x->cond);
         if (x->mutex == &x->own_mutex) mtmsg_mutex_destroy(&x->own_mutex);
         mtmsg_registry_freeobject(&x->obj);
@@ -172,6 +175,7 @@ MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int cl
             b->msgcnt++;
             if (b->listener && !b->in_ready) mtmsg_listener_ready_add_locked(b->listener, b);
             wake_locked(b);
+            mtmsg_buffer_wake_locked(b);
             if (b->ntf[MTMSG_NTF_ADD].api) mtmsg_capi_arm_locked(b, MTMSG_NTF_ADD, fire);
         } else if (st == MSG_NOMEM && failsize) {
             *failsize = b->queue.failsize;        /* read under the lock */
@@ -202,6 +206,7 @@ MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *
     b->msgcnt--;
     if (b->msgcnt == 0 && b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
     wake_locked(b);                  /* pass the baton if more is waiting */
+    mtmsg_buffer_wake_locked(b);
     if (b->ntf[MTMSG_NTF_REMOVE].api) mtmsg_capi_arm_locked(b, MTMSG_NTF_REMOVE, fire);
     return MSG_OK;
 }
@@ -211,6 +216,7 @@ void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem) {
     else mtmsg_membuf_clear(&b->queue);
     b->msgcnt = 0;
     if (b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
+    mtmsg_buffer_wake_locked(b);
 }
 
 MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double timeout,
@@ -635,12 +641,47 @@ static int buffer_isabort(lua_State *L) {
     return 1;
 }
 
+/* ===== Event loops: the wake-up handle ===== */
+
+static int buffer_wakestate(void *self) {
+    MsgBuffer *b = self;
+    if (b->closed) return -1;
+    return b->msgcnt > 0 || b->aborted;
+}
+
+/* buffer:getfd() and buffer:pollfd() (LuaSocket and cqueues names). */
+static int buffer_getfd(lua_State *L) {
+    MsgBuffer *b = mtmsg_buffer_check(L, 1)->b;
+    WakeOwner o;
+    o.obj = &b->obj;
+    o.mutex = b->mutex;
+    o.wake = &b->wake;
+    o.state = buffer_wakestate;
+    o.self = b;
+    return mtmsg_wakeup_pushfd(L, &o);
+}
+
+/* cqueues' pollable protocol: wait for readability, without a timeout of our own. */
+static int buffer_events(lua_State *L) {
+    mtmsg_buffer_check(L, 1);
+    lua_pushliteral(L, "r");
+    return 1;
+}
+
+static int buffer_timeout(lua_State *L) {
+    mtmsg_buffer_check(L, 1);
+    lua_pushnil(L);
+    return 1;
+}
+
 static const luaL_Reg buffer_methods[] = {
     {"id", buffer_id}, {"name", buffer_name}, {"addmsg", buffer_addmsg},
     {"setmsg", buffer_setmsg}, {"msgcnt", buffer_msgcnt}, {"clear", buffer_clear},
     {"nextmsg", buffer_nextmsg}, {"nonblock", buffer_nonblock},
     {"isnonblock", buffer_isnonblock}, {"close", buffer_close}, {"abort", buffer_abort},
-    {"isabort", buffer_isabort}, {"notifier", mtmsg_capi_setnotifier}, {NULL, NULL}
+    {"isabort", buffer_isabort}, {"notifier", mtmsg_capi_setnotifier},
+    {"getfd", buffer_getfd}, {"pollfd", buffer_getfd}, {"events", buffer_events},
+    {"timeout", buffer_timeout}, {NULL, NULL}
 };
 
 static const luaL_Reg buffer_metamethods[] = {

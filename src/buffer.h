@@ -45,7 +45,15 @@ typedef struct MsgBuffer {
     struct MsgBuffer *ready_next, *ready_prev;    /* guarded by: mutex */
     struct MsgBuffer *member_next, *member_prev;  /* guarded by: mutex */
     MsgNotifier ntf[2];                 /* guarded by: mutex; [MTMSG_NTF_ADD/REMOVE] */
+    MtWake wake;                        /* guarded by: mutex; buffer:getfd, opened on demand */
 } MsgBuffer;
+
+/* With *b->mutex held, after msgcnt, closed or aborted changed: the wake-up descriptor
+ * (if any) is readable while there is a message to take or an error to see. One
+ * branch when nobody asked for the descriptor. */
+static inline void mtmsg_buffer_wake_locked(MsgBuffer *b) {
+    if (b->wake.open) mtmsg_wake_set(&b->wake, b->msgcnt > 0 || b->closed || b->aborted);
+}
 
 /* A notifier call decided while the buffer was locked and made after unlocking
  * (mtmsg_capi_fire / mtmsg_capi_firelua). The operations below set api = NULL when

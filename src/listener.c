@@ -12,8 +12,15 @@
 #include "class.h"
 #include "compat.h"
 #include "error.h"
+#include "wakeup.h"
 
 /* ===== Lists (l->mutex held) ===== */
+
+/* The wake-up descriptor (if any) is readable while a buffer is ready or there is an
+ * error to see. After the ready list, closed or aborted changed. */
+static void wake_locked(MsgListener *l) {
+    if (l->wake.open) mtmsg_wake_set(&l->wake, l->ready_head || l->closed || l->aborted);
+}
 
 void mtmsg_listener_ready_add_locked(MsgListener *l, MsgBuffer *b) {
     b->ready_next = NULL;
@@ -22,6 +29,7 @@ void mtmsg_listener_ready_add_locked(MsgListener *l, MsgBuffer *b) {
     else l->ready_head = b;
     l->ready_tail = b;
     b->in_ready = 1;
+    wake_locked(l);
 }
 
 void mtmsg_listener_ready_remove_locked(MsgListener *l, MsgBuffer *b) {
@@ -31,6 +39,7 @@ void mtmsg_listener_ready_remove_locked(MsgListener *l, MsgBuffer *b) {
     else l->ready_tail = b->ready_prev;
     b->ready_next = b->ready_prev = NULL;
     b->in_ready = 0;
+    wake_locked(l);
 }
 
 void mtmsg_listener_attach_locked(MsgListener *l, MsgBuffer *b) {
@@ -88,8 +97,10 @@ static void listener_setabort(MsgObject *o, int flag) {
         mtmsg_atomic_bump_locked(&b->seq);
         b->aborted = flag;
         if (flag) mtmsg_cond_broadcast(&b->cond);
+        mtmsg_buffer_wake_locked(b);
     }
     if (flag) mtmsg_cond_broadcast(&l->cond);
+    wake_locked(l);
     mtmsg_mutex_unlock(&l->mutex);
 }
 
@@ -108,6 +119,7 @@ static MsgListener *listener_new(const char *name, size_t namelen, MsgStatus *st
 }
 
 void mtmsg_listener_free(MsgListener *l) {
+    mtmsg_wake_close(&l->wake);
     mtmsg_cond_destroy(&l->cond);
     mtmsg_mutex_destroy(&l->mutex);
     mtmsg_registry_freeobject(&l->obj);
@@ -303,6 +315,7 @@ static int listener_close(lua_State *L) {
         }
         orphans = detach_orphans_locked(l);
         mtmsg_cond_broadcast(&l->cond);
+        wake_locked(l);
     }
     mtmsg_mutex_unlock(&l->mutex);
     free_orphans(orphans);
@@ -325,12 +338,44 @@ static int listener_isabort(lua_State *L) {
     return 1;
 }
 
+/* ===== Event loops: the wake-up handle (see buffer:getfd) ===== */
+
+static int listener_wakestate(void *self) {
+    MsgListener *l = self;
+    if (l->closed) return -1;
+    return l->ready_head != NULL || l->aborted;
+}
+
+static int listener_getfd(lua_State *L) {
+    MsgListener *l = checklistener(L, 1)->l;
+    WakeOwner o;
+    o.obj = &l->obj;
+    o.mutex = &l->mutex;
+    o.wake = &l->wake;
+    o.state = listener_wakestate;
+    o.self = l;
+    return mtmsg_wakeup_pushfd(L, &o);
+}
+
+static int listener_events(lua_State *L) {
+    checklistener(L, 1);
+    lua_pushliteral(L, "r");
+    return 1;
+}
+
+static int listener_timeout(lua_State *L) {
+    checklistener(L, 1);
+    lua_pushnil(L);
+    return 1;
+}
+
 static const luaL_Reg listener_methods[] = {
     {"id", listener_id}, {"name", listener_name}, {"newbuffer", listener_newbuffer},
     {"nextmsg", listener_nextmsg}, {"nonblock", listener_nonblock},
     {"isnonblock", listener_isnonblock}, {"clear", listener_clear},
     {"close", listener_close}, {"abort", listener_abort}, {"isabort", listener_isabort},
-    {NULL, NULL}
+    {"getfd", listener_getfd}, {"pollfd", listener_getfd}, {"events", listener_events},
+    {"timeout", listener_timeout}, {NULL, NULL}
 };
 
 static const luaL_Reg listener_metamethods[] = {

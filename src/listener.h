@@ -26,6 +26,7 @@ typedef struct MsgListener {
     size_t nbuf;                    /* guarded by: mutex; member buffers not yet freed */
     MsgBuffer *ready_head, *ready_tail;   /* guarded by: mutex; buffers with messages */
     MsgBuffer *members;             /* guarded by: mutex; all member buffers */
+    MtWake wake;                    /* guarded by: mutex; listener:getfd, opened on demand */
 } MsgListener;
 
 /* For buffer.c, with l->mutex held: */

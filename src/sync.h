@@ -168,6 +168,38 @@ double mtmsg_clock_left(double deadline);
 int  mtmsg_sync_ncpu(void);                /* online CPUs, at least 1 */
 void mtmsg_sync_yield(void);               /* gives the CPU to another runnable thread */
 
+/* ===== Wake-up descriptors (sync_posix.c, sync_win32.c) =====
+ * A file descriptor that event loops can poll, readable while its owner says "on".
+ * Linux: one eventfd (EFD_NONBLOCK | EFD_CLOEXEC); other POSIX systems and the
+ * MTMSG_PORTABLE_POSIX build: a pipe, both ends O_NONBLOCK and FD_CLOEXEC (define
+ * MTMSG_WAKE_PIPE to force it on Linux); Windows: not supported (open fails). The
+ * owner keeps `on` and calls mtmsg_wake_set with its own lock held, so that the
+ * descriptor's level follows the owner's state in the same order as the state
+ * changes: a change of level costs one non-blocking read or write that cannot block
+ * or raise; no change costs nothing. */
+typedef struct MtWake {
+    int rfd, wfd;           /* read end (what loops poll) and write end; one eventfd: equal */
+    int open;               /* 0 until mtmsg_wake_open succeeded */
+    int on;                 /* the descriptor is signalled (readable) */
+} MtWake;
+#define MTMSG_WAKE_OK          0
+#define MTMSG_WAKE_NOFILES     1    /* out of file descriptors (process or system) */
+#define MTMSG_WAKE_UNSUPPORTED 2    /* not on this platform */
+#define MTMSG_WAKE_FAILED      3    /* another failure */
+/* Opens a descriptor pair into *w (off); MTMSG_WAKE_OK or another code above. */
+int  mtmsg_wake_open(MtWake *w);
+/* Makes the descriptor readable (on) or drains it (off): one system call. */
+void mtmsg_wake_write(MtWake *w, int on);
+/* Closes the descriptors of an open *w (the owner is being freed). */
+void mtmsg_wake_close(MtWake *w);
+/* With the owner's lock held: the descriptor readable exactly when `on`. */
+static inline void mtmsg_wake_set(MtWake *w, int on) {
+    if (on != w->on) {
+        w->on = on;
+        mtmsg_wake_write(w, on);
+    }
+}
+
 /* ===== Atomics ===== */
 /* Sequentially consistent unless the comment says otherwise; MtAtomic is a size_t. */
 /* { */

@@ -1,9 +1,9 @@
 /*
  * Windows parts of sync.h. Always on Windows: clocks (QueryPerformanceCounter; the
- * precise system time where the SDK targets Windows 8+), CPU count, yield, cpu relax
- * and module pinning. With MTMSG_USE_WIN32 also the thread backend: SRWLOCK,
- * CONDITION_VARIABLE (timed waits in milliseconds toward the monotonic deadline) and
- * InitOnceExecuteOnce.
+ * precise system time where the SDK targets Windows 8+), CPU count, yield, cpu relax,
+ * module pinning and the (unsupported) wake-up descriptors. With MTMSG_USE_WIN32 also
+ * the thread backend: SRWLOCK, CONDITION_VARIABLE (timed waits in milliseconds toward
+ * the monotonic deadline) and InitOnceExecuteOnce.
  */
 #if defined(_WIN32)
 /* { */
@@ -70,6 +70,12 @@ static void pin(void) {
                        (LPCWSTR)(const void *)&pin_anchor, &h);
 }
 void mtmsg_sync_pinmodule(void) { mtmsg_once(&pin_once, pin); }
+
+/* Wake-up descriptors: not supported on Windows (a socket pair or an event HANDLE
+ * would be the candidates; neither is what the Lua event loops there poll). */
+int mtmsg_wake_open(MtWake *w) { (void)w; return MTMSG_WAKE_UNSUPPORTED; }
+void mtmsg_wake_write(MtWake *w, int on) { (void)w; (void)on; }
+void mtmsg_wake_close(MtWake *w) { w->open = 0; }
 
 /* ===== Thread backend ===== */
 #if defined(MTMSG_USE_WIN32)

@@ -156,9 +156,11 @@ call("mtmsg.newreader(8, v)", grow, function(v) return mtmsg.newreader, 8, v end
 local selfcalls = {
     {"mtmsg.buffer", mtmsg.newbuffer, {"id", "name", "addmsg", "setmsg", "msgcnt", "clear",
                                        "nextmsg", "nonblock", "isnonblock", "close", "abort",
-                                       "isabort", "notifier"}},
+                                       "isabort", "notifier", "getfd", "pollfd", "events",
+                                       "timeout"}},
     {"mtmsg.listener", mtmsg.newlistener, {"id", "name", "newbuffer", "nextmsg", "nonblock",
-                                           "isnonblock", "clear", "close", "abort", "isabort"}},
+                                           "isnonblock", "clear", "close", "abort", "isabort",
+                                           "getfd", "pollfd", "events", "timeout"}},
     {"mtmsg.writer", mtmsg.newwriter, {"add", "addmsg", "setmsg", "clear"}},
     {"mtmsg.reader", mtmsg.newreader, {"next", "nextmsg", "clear"}},
 }

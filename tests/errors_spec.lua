@@ -6,9 +6,10 @@ local checkargerr = H.checkargerr
 
 local METHODS = {
     buffer = { "id", "name", "addmsg", "setmsg", "msgcnt", "clear", "nextmsg", "nonblock",
-               "isnonblock", "close", "abort", "isabort" },
+               "isnonblock", "close", "abort", "isabort", "getfd", "pollfd", "events",
+               "timeout" },
     listener = { "id", "name", "newbuffer", "nextmsg", "nonblock", "isnonblock", "clear",
-                 "close", "abort", "isabort" },
+                 "close", "abort", "isabort", "getfd", "pollfd", "events", "timeout" },
     writer = { "add", "addmsg", "setmsg", "clear" },
     reader = { "next", "nextmsg", "clear" },
 }

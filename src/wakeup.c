@@ -1,0 +1,44 @@
+/*
+ * Wake-up handles, Lua side (see wakeup.h). Holds no state: the descriptor lives in
+ * the buffer or listener and is closed when that is freed.
+ */
+#include "wakeup.h"
+
+#include "compat.h"
+#include "error.h"
+
+int mtmsg_wakeup_pushfd(lua_State *L, const WakeOwner *o) {
+    MtWake mine;
+    int rc, fd = -1, closed;
+    mtmsg_mutex_lock(o->mutex);
+    closed = o->state(o->self) < 0;
+    if (o->wake->open) fd = o->wake->rfd;
+    mtmsg_mutex_unlock(o->mutex);
+    if (fd < 0) {
+        if (closed) return mtmsg_error_status(L, MSG_CLOSED, o->obj, NULL, NULL, 0);
+        rc = mtmsg_wake_open(&mine);
+        if (rc != MTMSG_WAKE_OK) {              /* a plain string, as mtmsg's errors */
+            lua_pushstring(L, rc == MTMSG_WAKE_UNSUPPORTED
+                ? "mtmsg: wake-up handles (getfd) are not supported on this platform"
+                : rc == MTMSG_WAKE_NOFILES
+                ? "mtmsg: cannot create a wake-up handle (getfd): too many open files"
+                : "mtmsg: cannot create a wake-up handle (getfd)");
+            return lua_error(L);
+        }
+        mtmsg_mutex_lock(o->mutex);
+        closed = o->state(o->self);
+        if (o->wake->open) {
+            fd = o->wake->rfd;                  /* another thread was first */
+        } else if (closed >= 0) {
+            *o->wake = mine;
+            mine.open = 0;                      /* the object owns it now */
+            mtmsg_wake_set(o->wake, closed);    /* the current level */
+            fd = o->wake->rfd;
+        }
+        mtmsg_mutex_unlock(o->mutex);
+        mtmsg_wake_close(&mine);                /* no-op when installed */
+        if (fd < 0) return mtmsg_error_status(L, MSG_CLOSED, o->obj, NULL, NULL, 0);
+    }
+    mtmsg_pushinteger(L, (lua_Integer)fd);
+    return 1;
+}
