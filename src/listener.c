@@ -88,6 +88,7 @@ static void listener_setabort(MsgObject *o, int flag) {
         mtmsg_atomic_bump_locked(&b->seq);
         b->aborted = flag;
         if (flag) mtmsg_cond_broadcast(&b->cond);
+        if (flag) mtmsg_buffer_wakesenders_locked(b);
     }
     if (flag) mtmsg_cond_broadcast(&l->cond);
     mtmsg_mutex_unlock(&l->mutex);
@@ -157,6 +158,7 @@ MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double 
             break;
         }
         if (l->nlive == 0) { st = MSG_NOBUFFERS; break; }
+        if (l->nended == l->nlive) { st = MSG_ENDED; break; }  /* all finished, drained */
         if (!mtmsg_wait_locked(&w, &l->cond, &l->mutex, &l->nwaiters, &l->seq, &l->spin)) {
             st = MSG_EMPTY;
             break;
@@ -300,6 +302,7 @@ static int listener_close(lua_State *L) {
             b->closed = 1;
             mtmsg_buffer_empty_locked(b, 1);
             mtmsg_cond_broadcast(&b->cond);
+            mtmsg_buffer_wakesenders_locked(b);
         }
         orphans = detach_orphans_locked(l);
         mtmsg_cond_broadcast(&l->cond);
@@ -325,12 +328,23 @@ static int listener_isabort(lua_State *L) {
     return 1;
 }
 
+/* listener:messages(timeout) (extension): see mtmsg_buffer_pushiter. */
+static int listener_iter(lua_State *L) {
+    ListenerHandle *h = checklistener(L, 1);
+    return mtmsg_buffer_iterstep(L, &h->l->obj, h->nonblock, &h->held);
+}
+
+static int listener_messages(lua_State *L) {
+    checklistener(L, 1);
+    return mtmsg_buffer_pushiter(L, listener_iter);
+}
+
 static const luaL_Reg listener_methods[] = {
     {"id", listener_id}, {"name", listener_name}, {"newbuffer", listener_newbuffer},
     {"nextmsg", listener_nextmsg}, {"nonblock", listener_nonblock},
     {"isnonblock", listener_isnonblock}, {"clear", listener_clear},
     {"close", listener_close}, {"abort", listener_abort}, {"isabort", listener_isabort},
-    {NULL, NULL}
+    {"messages", listener_messages}, {NULL, NULL}
 };
 
 static const luaL_Reg listener_metamethods[] = {

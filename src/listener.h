@@ -24,6 +24,7 @@ typedef struct MsgListener {
     int unreferenced;               /* guarded by: mutex; user references gone */
     size_t nlive;                   /* guarded by: mutex; member buffers with user refs */
     size_t nbuf;                    /* guarded by: mutex; member buffers not yet freed */
+    size_t nended;                  /* guarded by: mutex; live members that are finished */
     MsgBuffer *ready_head, *ready_tail;   /* guarded by: mutex; buffers with messages */
     MsgBuffer *members;             /* guarded by: mutex; all member buffers */
 } MsgListener;
