@@ -219,6 +219,7 @@ static void flow_enqueue_locked(MsgBuffer *b, MsgSendWaiter *w) {
     if (b->sw_tail) b->sw_tail->next = w;
     else b->sw_head = w;
     b->sw_tail = w;
+    b->nsw++;
 }
 
 static void flow_dequeue_locked(MsgBuffer *b, MsgSendWaiter *w) {
@@ -227,6 +228,7 @@ static void flow_dequeue_locked(MsgBuffer *b, MsgSendWaiter *w) {
     while (*pp != w) { prev = *pp; pp = &(*pp)->next; }
     *pp = w->next;
     if (b->sw_tail == w) b->sw_tail = prev;
+    b->nsw--;
     if (washead && b->sw_head && (b->limit == 0 || b->msgcnt < b->limit))
         mtmsg_cond_signal(&b->sw_head->cond);       /* maybe room for the next one */
 }
@@ -640,12 +642,15 @@ static int receive_held(lua_State *L, HeldMsg *held, CarrayReuse *reuse) {
     return n;
 }
 
-int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
-                         CarrayReuse *reuse, HeldMsg *held) {
+/* As mtmsg_buffer_receive; *got (may be NULL) tells whether a message was returned
+ * (an empty message and a timeout both return no values). */
+static int receive_got(lua_State *L, MsgObject *o, int nonblock, double timeout,
+                       CarrayReuse *reuse, HeldMsg *held, int *got) {
     int top = lua_gettop(L), n;
     MemBuf *mb, copy;
     MsgFire fire;
     MsgStatus st;
+    if (got) *got = 1;
     if (held->has) return receive_held(L, held, reuse);
     for (;;) {
         mb = mtmsg_busybuf_acquire(L, MTMSG_UP_RECV);
@@ -663,10 +668,12 @@ int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeou
         mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
         if (st == MSG_EMPTY || st == MSG_BUSY) {
             mtmsg_carray_finishreuse(L, reuse);
+            if (got) *got = 0;
             return 0;
         }
         if (st == MSG_ENDED) {             /* end of stream: the EOS sentinel */
             mtmsg_carray_finishreuse(L, reuse);
+            if (got) *got = 0;
             mtmsg_buffer_pusheos(L);
             return 1;
         }
@@ -687,6 +694,11 @@ int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeou
     n = mtmsg_buffer_pushmsg(L, mb, reuse);             /* [temporary], values */
     mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
     return n;
+}
+
+int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
+                         CarrayReuse *reuse, HeldMsg *held) {
+    return receive_got(L, o, nonblock, timeout, reuse, held, NULL);
 }
 
 static int buffer_nextmsg(lua_State *L) {
@@ -914,6 +926,17 @@ static int buffer_finish(lua_State *L) {
     return 0;
 }
 
+/* buffer:waitingsenders(): how many senders wait for room in waitaddmsg. */
+static int buffer_waitingsenders(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    size_t n;
+    mtmsg_mutex_lock(h->b->mutex);
+    n = h->b->nsw;
+    mtmsg_mutex_unlock(h->b->mutex);
+    mtmsg_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
 static int buffer_isfinished(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     int f;
@@ -979,17 +1002,18 @@ int mtmsg_buffer_iterstep(lua_State *L, MsgObject *o, int nonblock, HeldMsg *hel
     lua_Integer i = lua_tointeger(L, 2);
     double timeout = mtmsg_buffer_timeoutarg(L, lua_upvalueindex(5), nonblock);
     CarrayReuse reuse;
-    int n;
+    int n, got;
     lua_settop(L, 1);                                   /* the handle stays referenced */
     mtmsg_carray_checkreuse(L, 2, 1, &reuse);           /* no reuse list */
     mtmsg_pushinteger(L, i + 1);
-    n = mtmsg_buffer_receive(L, o, nonblock, timeout, &reuse, held);
-    if (n == 0 || (n == 1 && mtmsg_buffer_iseos(L, -1))) return 0;
+    n = receive_got(L, o, nonblock, timeout, &reuse, held, &got);
+    if (!got) return 0;                                 /* end of stream or timeout */
     return n + 1;
 }
 
 int mtmsg_buffer_pushiter(lua_State *L, lua_CFunction step) {
     int k;
+    lua_settop(L, 2);
     mtmsg_buffer_timeoutarg(L, 2, 0);                   /* checks it */
     for (k = 1; k <= 4; k++) lua_pushvalue(L, lua_upvalueindex(k));
     lua_pushvalue(L, 2);
@@ -1049,7 +1073,7 @@ static const luaL_Reg buffer_methods[] = {
     {"waitaddmsg", buffer_waitaddmsg}, {"setlimit", buffer_setlimit}, {"limit", buffer_limit},
     {"bytes", buffer_bytes}, {"highwater", buffer_highwater}, {"finish", buffer_finish},
     {"isfinished", buffer_isfinished}, {"peekmsg", buffer_peekmsg},
-    {"messages", buffer_messages}, {NULL, NULL}
+    {"messages", buffer_messages}, {"waitingsenders", buffer_waitingsenders}, {NULL, NULL}
 };
 
 static const luaL_Reg buffer_metamethods[] = {

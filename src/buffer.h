@@ -50,6 +50,7 @@ typedef struct MsgBuffer {
     size_t hiwater;                     /* most messages queued at once so far */
     int ended;                          /* finish(): no more adds; EOS once drained */
     struct MsgSendWaiter *sw_head, *sw_tail;  /* senders blocked in waitaddmsg, FIFO */
+    size_t nsw;                         /* how many there are */
 } MsgBuffer;
 
 /* A sender blocked in mtmsg_buffer_putwait: lives on its stack, linked into the
