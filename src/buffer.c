@@ -208,6 +208,13 @@ MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int cl
  * closed, aborted) passes the signal on when there may be room for the next one.
  * close, abort and finish wake every waiter. All of it under the buffer's mutex. */
 
+/* After a take, with a sender waiting: tells a spinning head (sw_seq) and wakes a
+ * sleeping one. */
+static void flow_wakehead_locked(MsgBuffer *b) {
+    mtmsg_atomic_bump_locked(&b->sw_seq);
+    mtmsg_cond_signal(&b->sw_head->cond);
+}
+
 void mtmsg_buffer_wakesenders_locked(MsgBuffer *b) {
     MsgSendWaiter *w;
     for (w = b->sw_head; w; w = w->next) mtmsg_cond_signal(&w->cond);
@@ -237,7 +244,7 @@ MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, in
                                double timeout, MsgFire *fire, size_t *failsize) {
     MsgStatus st;
     MsgSendWaiter w;
-    int queued = 0;
+    int queued = 0, spun = 0;
     double deadline = 0;
     size_t hl = mtmsg_codec_headerlen(len);
     fire->api = NULL;
@@ -253,6 +260,16 @@ MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, in
             flow_enqueue_locked(b, &w);
             queued = 1;
             if (timeout > 0) deadline = mtmsg_clock_mono() + timeout;
+        }
+        if (!spun && b->sw_head == &w) {    /* the head: once, spin briefly for a take */
+            size_t seen = mtmsg_atomic_load(&b->sw_seq);
+            MtSpin sp = b->spin;
+            unsigned long long t0;
+            spun = 1;
+            mtmsg_mutex_unlock(b->mutex);
+            mtmsg_spin(&sp, &b->sw_seq, seen, timeout, &t0);
+            mtmsg_mutex_lock(b->mutex);
+            continue;
         }
         if (timeout < 0) mtmsg_cond_wait(&w.cond, b->mutex);
         else if (mtmsg_clock_mono() >= deadline) break;             /* MSG_FULL */
@@ -303,7 +320,7 @@ MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *
     out->len = len;
     mtmsg_membuf_consume(&b->queue, pos + len);
     b->msgcnt--;
-    if (b->sw_head) mtmsg_cond_signal(&b->sw_head->cond);  /* room for a waiting sender */
+    if (b->sw_head) flow_wakehead_locked(b);    /* room for a waiting sender */
     if (b->msgcnt == 0 && b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
     wake_locked(b);                  /* pass the baton if more is waiting */
     if (b->ntf[MTMSG_NTF_REMOVE].api) mtmsg_capi_arm_locked(b, MTMSG_NTF_REMOVE, fire);

@@ -51,6 +51,7 @@ typedef struct MsgBuffer {
     int ended;                          /* finish(): no more adds; EOS once drained */
     struct MsgSendWaiter *sw_head, *sw_tail;  /* senders blocked in waitaddmsg, FIFO */
     size_t nsw;                         /* how many there are */
+    MtAtomic sw_seq;                    /* bumped by takes while senders wait (they spin) */
 } MsgBuffer;
 
 /* A sender blocked in mtmsg_buffer_putwait: lives on its stack, linked into the
