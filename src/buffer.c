@@ -5,6 +5,8 @@
  */
 #include "buffer.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "capi.h"
@@ -25,6 +27,7 @@ static void buffer_setabort(MsgObject *o, int flag) {
     mtmsg_atomic_bump_locked(&b->seq);
     if (flag) mtmsg_cond_broadcast(&b->cond);
     mtmsg_buffer_wake_locked(b);
+    if (flag) mtmsg_buffer_wakesenders_locked(b);
     mtmsg_mutex_unlock(b->mutex);
 }
 
@@ -74,6 +77,8 @@ static int unreferenced(MsgBuffer *b, MsgListener **freel) {
     if (!l) return 1;
     mtmsg_mutex_lock(&l->mutex);
     l->nlive--;
+    if (b->ended) l->nended--;          /* flow control: counts live ended buffers */
+    mtmsg_listener_wake_locked(l);
     if (b->msgcnt > 0 && !l->unreferenced && !l->closed) {
         b->orphan = 1;
         freeb = 0;
@@ -151,18 +156,16 @@ static void wake_locked(MsgBuffer *b) {
     if (b->listener && b->listener->nwaiters) mtmsg_cond_signal(&b->listener->cond);
 }
 
-MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock,
-                           MsgFire *fire, size_t *failsize) {
+/* The body of mtmsg_buffer_put, with *b->mutex held. me: the calling sender when it
+ * heads the queue of waiting senders (mtmsg_buffer_putwait), else NULL: a plain add
+ * does not pass waiting senders. */
+static MsgStatus put_locked(MsgBuffer *b, const char *payload, size_t len, size_t hl, int clear,
+                            const MsgSendWaiter *me, MsgFire *fire, size_t *failsize) {
     MsgStatus st;
-    size_t hl = mtmsg_codec_headerlen(len);
-    fire->api = NULL;
-    if (len > (size_t)-1 - hl) {
-        if (failsize) *failsize = (size_t)-1;
-        return MSG_NOMEM;
-    }
-    if (!mtmsg_mutex_acquire(b->mutex, nonblock)) return MSG_BUSY;
     if (b->closed) st = MSG_CLOSED;
     else if (b->aborted) st = MSG_ABORTED;
+    else if (b->ended) st = MSG_ENDED;
+    else if (!clear && (b->sw_head != me || (b->limit && b->msgcnt >= b->limit))) st = MSG_FULL;
     else {
         st = clear ? mtmsg_membuf_reset(&b->queue, hl + len)
                    : mtmsg_membuf_reserve(&b->queue, hl + len);
@@ -173,16 +176,134 @@ MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int cl
             if (len) memcpy(p, payload, len);     /* payload may be NULL when empty */
             b->queue.len += hl + len;
             b->msgcnt++;
+            if (b->msgcnt > b->hiwater) b->hiwater = b->msgcnt;
             if (b->listener && !b->in_ready) mtmsg_listener_ready_add_locked(b->listener, b);
             wake_locked(b);
             mtmsg_buffer_wake_locked(b);
+            if (clear && b->sw_head) mtmsg_cond_signal(&b->sw_head->cond);    /* room */
             if (b->ntf[MTMSG_NTF_ADD].api) mtmsg_capi_arm_locked(b, MTMSG_NTF_ADD, fire);
         } else if (st == MSG_NOMEM && failsize) {
             *failsize = b->queue.failsize;        /* read under the lock */
         }
     }
+    return st;
+}
+
+MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock,
+                           MsgFire *fire, size_t *failsize) {
+    MsgStatus st;
+    size_t hl = mtmsg_codec_headerlen(len);
+    fire->api = NULL;
+    if (len > (size_t)-1 - hl) {
+        if (failsize) *failsize = (size_t)-1;
+        return MSG_NOMEM;
+    }
+    if (!mtmsg_mutex_acquire(b->mutex, nonblock)) return MSG_BUSY;
+    st = put_locked(b, payload, len, hl, clear, NULL, fire, failsize);
     mtmsg_mutex_unlock(b->mutex);
     return st;
+}
+
+/* ===== Flow control: waiting senders (extension) =====
+ * A sender that finds no room (count limit or fixed size) queues an MsgSendWaiter, with
+ * a condition variable of its own, at the tail of the buffer's FIFO and sleeps on it.
+ * Only the head may store (put_locked's `me`); plain adds return false while anyone
+ * waits, so room goes to waiting senders in arrival order. A take signals the head
+ * (one branch, sw_head, on the take path); a head that leaves (stored, timed out,
+ * closed, aborted) passes the signal on when there may be room for the next one.
+ * close, abort and finish wake every waiter. All of it under the buffer's mutex. */
+
+/* After a take, with a sender waiting: tells a spinning head (sw_seq) and wakes a
+ * sleeping one. */
+static void flow_wakehead_locked(MsgBuffer *b) {
+    mtmsg_atomic_bump_locked(&b->sw_seq);
+    mtmsg_cond_signal(&b->sw_head->cond);
+}
+
+void mtmsg_buffer_wakesenders_locked(MsgBuffer *b) {
+    MsgSendWaiter *w;
+    for (w = b->sw_head; w; w = w->next) mtmsg_cond_signal(&w->cond);
+}
+
+static void flow_enqueue_locked(MsgBuffer *b, MsgSendWaiter *w) {
+    mtmsg_cond_init(&w->cond);
+    w->next = NULL;
+    if (b->sw_tail) b->sw_tail->next = w;
+    else b->sw_head = w;
+    b->sw_tail = w;
+    b->nsw++;
+}
+
+static void flow_dequeue_locked(MsgBuffer *b, MsgSendWaiter *w) {
+    MsgSendWaiter **pp = &b->sw_head, *prev = NULL;
+    int washead = b->sw_head == w;
+    while (*pp != w) { prev = *pp; pp = &(*pp)->next; }
+    *pp = w->next;
+    if (b->sw_tail == w) b->sw_tail = prev;
+    b->nsw--;
+    if (washead && b->sw_head && (b->limit == 0 || b->msgcnt < b->limit))
+        mtmsg_cond_signal(&b->sw_head->cond);       /* maybe room for the next one */
+}
+
+MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, int nonblock,
+                               double timeout, MsgFire *fire, size_t *failsize) {
+    MsgStatus st;
+    MsgSendWaiter w;
+    int queued = 0, spun = 0;
+    double deadline = 0;
+    size_t hl = mtmsg_codec_headerlen(len);
+    fire->api = NULL;
+    if (len > (size_t)-1 - hl) {
+        if (failsize) *failsize = (size_t)-1;
+        return MSG_NOMEM;
+    }
+    if (!mtmsg_mutex_acquire(b->mutex, nonblock)) return MSG_BUSY;
+    for (;;) {
+        st = put_locked(b, payload, len, hl, 0, queued ? &w : NULL, fire, failsize);
+        if (st != MSG_FULL || timeout == 0) break;
+        if (!queued) {
+            flow_enqueue_locked(b, &w);
+            queued = 1;
+            if (timeout > 0) deadline = mtmsg_clock_mono() + timeout;
+        }
+        if (!spun && b->sw_head == &w) {    /* the head: once, spin briefly for a take */
+            size_t seen = mtmsg_atomic_load(&b->sw_seq);
+            MtSpin sp = b->spin;
+            unsigned long long t0;
+            spun = 1;
+            mtmsg_mutex_unlock(b->mutex);
+            mtmsg_spin(&sp, &b->sw_seq, seen, timeout, &t0);
+            mtmsg_mutex_lock(b->mutex);
+            continue;
+        }
+        if (timeout < 0) mtmsg_cond_wait(&w.cond, b->mutex);
+        else if (mtmsg_clock_mono() >= deadline) break;             /* MSG_FULL */
+        else mtmsg_cond_waituntil(&w.cond, b->mutex, deadline);
+    }
+    if (queued) flow_dequeue_locked(b, &w);
+    mtmsg_mutex_unlock(b->mutex);
+    if (queued) mtmsg_cond_destroy(&w.cond);        /* unlinked: nobody signals it now */
+    return st;
+}
+
+/* Copies the next message's payload into `out` without removing it (see
+ * mtmsg_buffer_pop_locked). */
+static MsgStatus flow_peek_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *check) {
+    size_t pos = 0, len;
+    MsgStatus st;
+    const char *q = mtmsg_membuf_begin(&b->queue);
+    if (!mtmsg_codec_getheader(q, b->queue.len, &pos, &len) || len > b->queue.len - pos)
+        mtmsg_sync_abort(-1, __FILE__, __LINE__);           /* corrupt queue: a bug */
+    if (check && mtmsg_carray_neednew(check, q + pos, len, 0, -1))
+        return MSG_NEEDCARRAY;
+    st = mtmsg_membuf_reset(out, len);
+    if (st != MSG_OK) {
+        if (st == MSG_TOO_BIG) out->failsize = len;
+        return st;
+    }
+    if (len) memcpy(out->data, q + pos, len);
+    out->len = len;
+    return MSG_OK;
 }
 
 MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *check,
@@ -204,6 +325,7 @@ MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *
     out->len = len;
     mtmsg_membuf_consume(&b->queue, pos + len);
     b->msgcnt--;
+    if (b->sw_head) flow_wakehead_locked(b);    /* room for a waiting sender */
     if (b->msgcnt == 0 && b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
     wake_locked(b);                  /* pass the baton if more is waiting */
     mtmsg_buffer_wake_locked(b);
@@ -217,6 +339,7 @@ void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem) {
     b->msgcnt = 0;
     if (b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
     mtmsg_buffer_wake_locked(b);
+    if (b->sw_head) mtmsg_cond_signal(&b->sw_head->cond);  /* room for a waiting sender */
 }
 
 MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double timeout,
@@ -230,6 +353,7 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
         if (b->closed) { st = MSG_CLOSED; break; }
         if (b->aborted) { st = MSG_ABORTED; break; }
         if (b->msgcnt > 0) { st = mtmsg_buffer_pop_locked(b, out, check, fire); break; }
+        if (b->ended) { st = MSG_ENDED; break; }            /* drained: end of stream */
         if (!mtmsg_wait_locked(&w, &b->cond, b->mutex, &b->nwaiters, &b->seq, &b->spin)) {
             st = MSG_EMPTY;
             break;
@@ -542,12 +666,15 @@ static int receive_held(lua_State *L, HeldMsg *held, CarrayReuse *reuse) {
     return n;
 }
 
-int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
-                         CarrayReuse *reuse, HeldMsg *held) {
+/* As mtmsg_buffer_receive; *got (may be NULL) tells whether a message was returned
+ * (an empty message and a timeout both return no values). */
+static int receive_got(lua_State *L, MsgObject *o, int nonblock, double timeout,
+                       CarrayReuse *reuse, HeldMsg *held, int *got) {
     int top = lua_gettop(L), n;
     MemBuf *mb, copy;
     MsgFire fire;
     MsgStatus st;
+    if (got) *got = 1;
     if (held->has) return receive_held(L, held, reuse);
     for (;;) {
         mb = mtmsg_busybuf_acquire(L, MTMSG_UP_RECV);
@@ -565,7 +692,14 @@ int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeou
         mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
         if (st == MSG_EMPTY || st == MSG_BUSY) {
             mtmsg_carray_finishreuse(L, reuse);
+            if (got) *got = 0;
             return 0;
+        }
+        if (st == MSG_ENDED) {             /* end of stream: the EOS sentinel */
+            mtmsg_carray_finishreuse(L, reuse);
+            if (got) *got = 0;
+            mtmsg_buffer_pusheos(L);
+            return 1;
         }
         return mtmsg_error_status(L, st, o, NULL, &copy, 0);
     }
@@ -584,6 +718,11 @@ int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeou
     n = mtmsg_buffer_pushmsg(L, mb, reuse);             /* [temporary], values */
     mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
     return n;
+}
+
+int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
+                         CarrayReuse *reuse, HeldMsg *held) {
+    return receive_got(L, o, nonblock, timeout, reuse, held, NULL);
 }
 
 static int buffer_nextmsg(lua_State *L) {
@@ -620,6 +759,7 @@ static int buffer_close(lua_State *L) {
         mtmsg_buffer_empty_locked(b, 1);
         mtmsg_atomic_bump_locked(&b->seq);
         mtmsg_cond_broadcast(&b->cond);
+        mtmsg_buffer_wakesenders_locked(b);
     }
     mtmsg_mutex_unlock(b->mutex);
     return 0;
@@ -646,7 +786,7 @@ static int buffer_isabort(lua_State *L) {
 static int buffer_wakestate(void *self) {
     MsgBuffer *b = self;
     if (b->closed) return -1;
-    return b->msgcnt > 0 || b->aborted;
+    return b->msgcnt > 0 || b->aborted || b->ended;
 }
 
 /* buffer:getfd() and buffer:pollfd() (LuaSocket and cqueues names). */
@@ -674,14 +814,328 @@ static int buffer_timeout(lua_State *L) {
     return 1;
 }
 
+/* ===== Flow control: Lua methods (extensions) ===== */
+
+void mtmsg_buffer_pusheos(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, MTMSG_EOS_KEY);
+}
+
+int mtmsg_buffer_iseos(lua_State *L, int idx) {
+    int r;
+    if (idx < 0) idx = lua_gettop(L) + idx + 1;
+    if (lua_type(L, idx) != LUA_TTABLE) return 0;
+    mtmsg_buffer_pusheos(L);
+    r = lua_rawequal(L, idx, -1);
+    lua_pop(L, 1);
+    return r;
+}
+
+double mtmsg_buffer_timeoutarg(lua_State *L, int arg, int nonblock) {
+    double t;
+    if (lua_isnoneornil(L, arg)) return nonblock ? 0 : -1;
+    if (lua_type(L, arg) != LUA_TNUMBER)
+        luaL_argerror(L, arg, lua_pushfstring(L, "timeout seconds or nil expected, got %s",
+                                              luaL_typename(L, arg)));
+    t = (double)lua_tonumber(L, arg);
+    return t > 0 ? t : 0;                       /* also NaN */
+}
+
+/* buffer:waitaddmsg(timeout, ...): encodes first (no lock), then waits for room. */
+static int buffer_waitaddmsg(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    double timeout = mtmsg_buffer_timeoutarg(L, 2, h->nonblock);
+    int top = lua_gettop(L), badarg = 0;
+    const char *badmsg = NULL;
+    MemBuf *mb, copy;
+    MsgStatus st;
+    MsgFire fire;
+    size_t len, failsize = 0;
+    if (top < 2) lua_settop(L, top = 2);
+    mb = mtmsg_busybuf_acquire(L, MTMSG_UP_SCRATCH);
+    mtmsg_membuf_clear(mb);
+    st = mtmsg_codec_encode(L, 3, top, mb, &badarg, &badmsg);
+    if (st != MSG_OK) {                    /* bad argument or no memory: nothing sent */
+        copy = *mb;
+        mtmsg_busybuf_release(L, MTMSG_UP_SCRATCH, mb, top + 1);
+        if (st == MSG_BADARG) return luaL_argerror(L, badarg, badmsg);
+        return mtmsg_error_status(L, st, NULL, NULL, &copy, 0);
+    }
+    len = mb->len;
+    st = mtmsg_buffer_putwait(h->b, mtmsg_membuf_begin(mb), len, h->nonblock, timeout, &fire,
+                              &failsize);
+    mtmsg_busybuf_release(L, MTMSG_UP_SCRATCH, mb, top + 1);
+    if (fire.api) mtmsg_capi_firelua(L, &fire);
+    return put_result(L, h->b, st, len, failsize);
+}
+
+int mtmsg_buffer_putrawwait(lua_State *L, BufferHandle *h, MemBuf *src, double timeout) {
+    MsgFire fire;
+    size_t len = src->len, failsize = 0;
+    MsgStatus st = mtmsg_buffer_putwait(h->b, mtmsg_membuf_begin(src), len, h->nonblock,
+                                        timeout, &fire, &failsize);
+    if (st == MSG_OK) mtmsg_membuf_clear(src);    /* stored: before a notifier can raise */
+    if (fire.api) mtmsg_capi_firelua(L, &fire);
+    return put_result(L, h->b, st, len, failsize);
+}
+
+/* buffer:setlimit(n | nil): at most n queued messages (nil: no limit). */
+static int buffer_setlimit(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    MsgBuffer *b = h->b;
+    size_t lim = 0, cnt = 0;
+    MsgStatus st = MSG_OK;
+    if (!lua_isnoneornil(L, 2)) {
+        double d;
+        if (lua_type(L, 2) != LUA_TNUMBER)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "message count limit or nil expected, got %s",
+                                                       luaL_typename(L, 2)));
+        d = (double)lua_tonumber(L, 2);
+        if (!(d >= 1) || d != floor(d))         /* also NaN, -inf; +inf is "no limit" */
+            return luaL_argerror(L, 2, lua_pushfstring(L,
+                "message count limit must be a positive integer or nil, got %s",
+                lua_tostring(L, 2)));
+        lim = d >= (double)(size_t)-1 ? (size_t)-1 : (size_t)d;    /* huge: no limit */
+    }
+    mtmsg_mutex_lock(b->mutex);
+    if (b->closed) st = MSG_CLOSED;
+    else if (lim && b->msgcnt > lim) { st = MSG_FULL; cnt = b->msgcnt; }
+    else {
+        b->limit = lim == (size_t)-1 ? 0 : lim;
+        if (b->sw_head) mtmsg_cond_signal(&b->sw_head->cond);  /* maybe room now */
+    }
+    mtmsg_mutex_unlock(b->mutex);
+    if (st == MSG_FULL) {
+        char n[32], c[32];
+        snprintf(n, sizeof n, "%llu", (unsigned long long)lim);
+        snprintf(c, sizeof c, "%llu", (unsigned long long)cnt);
+        return luaL_argerror(L, 2, lua_pushfstring(L,
+            "message count limit %s is below the %s messages queued", n, c));
+    }
+    if (st != MSG_OK) return mtmsg_error_status(L, st, &b->obj, NULL, NULL, 0);
+    return 0;
+}
+
+/* buffer:limit(): the message count limit, or nil. */
+static int buffer_limit(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    size_t lim;
+    mtmsg_mutex_lock(h->b->mutex);
+    lim = h->b->limit;
+    mtmsg_mutex_unlock(h->b->mutex);
+    if (!lim) return 0;
+    mtmsg_pushinteger(L, (lua_Integer)lim);
+    return 1;
+}
+
+/* buffer:bytes(): bytes queued, capacity (the limit of a fixed buffer, else what is
+ * allocated or will be at first), and whether the capacity is a fixed limit. */
+static int buffer_bytes(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    size_t used, cap;
+    int fixed;
+    mtmsg_mutex_lock(h->b->mutex);
+    used = h->b->queue.len;
+    cap = h->b->queue.cap;
+    fixed = h->b->queue.grow == 0;
+    mtmsg_mutex_unlock(h->b->mutex);
+    mtmsg_pushinteger(L, (lua_Integer)used);
+    mtmsg_pushinteger(L, (lua_Integer)cap);
+    lua_pushboolean(L, fixed);
+    return 3;
+}
+
+/* buffer:highwater([reset]): the most messages queued at once; reset: start again
+ * from the current count. */
+static int buffer_highwater(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    int reset = lua_toboolean(L, 2);
+    size_t hw;
+    mtmsg_mutex_lock(h->b->mutex);
+    hw = h->b->hiwater;
+    if (reset) h->b->hiwater = h->b->msgcnt;
+    mtmsg_mutex_unlock(h->b->mutex);
+    mtmsg_pushinteger(L, (lua_Integer)hw);
+    return 1;
+}
+
+/* buffer:finish(): ends the stream. Receivers get the queued messages, then mtmsg.EOS;
+ * adds raise stream_ended; waiting senders and receivers wake. */
+static int buffer_finish(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    MsgBuffer *b = h->b;
+    int closed;
+    mtmsg_mutex_lock(b->mutex);
+    closed = b->closed;
+    if (!closed && !b->ended) {
+        b->ended = 1;
+        mtmsg_buffer_wake_locked(b);
+        mtmsg_atomic_bump_locked(&b->seq);
+        mtmsg_cond_broadcast(&b->cond);
+        mtmsg_buffer_wakesenders_locked(b);
+        if (b->listener) {
+            MsgListener *l = b->listener;
+            l->nended++;
+            mtmsg_listener_wake_locked(l);
+            mtmsg_atomic_bump_locked(&l->seq);
+            if (l->nwaiters) mtmsg_cond_broadcast(&l->cond);
+        }
+    }
+    mtmsg_mutex_unlock(b->mutex);
+    if (closed) return mtmsg_error_status(L, MSG_CLOSED, &b->obj, NULL, NULL, 0);
+    return 0;
+}
+
+/* buffer:waitingsenders(): how many senders wait for room in waitaddmsg. */
+static int buffer_waitingsenders(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    size_t n;
+    mtmsg_mutex_lock(h->b->mutex);
+    n = h->b->nsw;
+    mtmsg_mutex_unlock(h->b->mutex);
+    mtmsg_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
+static int buffer_isfinished(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    int f;
+    mtmsg_mutex_lock(h->b->mutex);
+    f = h->b->ended;
+    mtmsg_mutex_unlock(h->b->mutex);
+    lua_pushboolean(L, f);
+    return 1;
+}
+
+/* buffer:peekmsg(): the values of the next message, left queued (copied under the
+ * lock, decoded after); nothing when empty, mtmsg.EOS at the end of a stream. */
+static int buffer_peekmsg(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    MsgBuffer *b = h->b;
+    CarrayReuse reuse;
+    int top, n;
+    MemBuf *mb, copy;
+    MsgStatus st;
+    mtmsg_carray_checkreuse(L, 2, lua_gettop(L), &reuse);
+    top = lua_gettop(L);
+    for (;;) {
+        mb = mtmsg_busybuf_acquire(L, MTMSG_UP_RECV);
+        if (h->held.has) {                 /* what nextmsg returns next: a copy of it */
+            st = mtmsg_membuf_reset(mb, h->held.mb.len);
+            if (st == MSG_OK) {
+                if (h->held.mb.len)
+                    memcpy(mb->data, mtmsg_membuf_begin(&h->held.mb), h->held.mb.len);
+                mb->len = h->held.mb.len;
+                if (!reuse.ready && mtmsg_carray_neednew(&reuse, mb->data, mb->len, 0, -1))
+                    st = MSG_NEEDCARRAY;
+            }
+        } else if (!mtmsg_mutex_acquire(b->mutex, h->nonblock)) {
+            st = MSG_BUSY;
+        } else {
+            if (b->closed) st = MSG_CLOSED;
+            else if (b->aborted) st = MSG_ABORTED;
+            else if (b->msgcnt > 0) st = flow_peek_locked(b, mb, mtmsg_carray_check(&reuse));
+            else st = b->ended ? MSG_ENDED : MSG_EMPTY;
+            mtmsg_mutex_unlock(b->mutex);
+        }
+        if (st != MSG_NEEDCARRAY) break;
+        mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+        mtmsg_carray_load(L, &reuse);
+    }
+    if (st != MSG_OK) {
+        copy = *mb;
+        mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+        mtmsg_carray_finishreuse(L, &reuse);
+        if (st == MSG_EMPTY || st == MSG_BUSY) return 0;
+        if (st == MSG_ENDED) { mtmsg_buffer_pusheos(L); return 1; }
+        return mtmsg_error_status(L, st, &b->obj, NULL, &copy, 0);
+    }
+    n = mtmsg_buffer_pushmsg(L, mb, &reuse);
+    mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+    return n;
+}
+
+/* The iterator of buffer:messages / listener:messages: (handle, count) -> count + 1 and
+ * the values of the next message; nothing at end of stream or timeout. Upvalue 5: the
+ * timeout (nil: forever, or no wait in nonblock mode). */
+int mtmsg_buffer_iterstep(lua_State *L, MsgObject *o, int nonblock, HeldMsg *held) {
+    lua_Integer i = lua_tointeger(L, 2);
+    double timeout = mtmsg_buffer_timeoutarg(L, lua_upvalueindex(5), nonblock);
+    CarrayReuse reuse;
+    int n, got;
+    lua_settop(L, 1);                                   /* the handle stays referenced */
+    mtmsg_carray_checkreuse(L, 2, 1, &reuse);           /* no reuse list */
+    mtmsg_pushinteger(L, i + 1);
+    n = receive_got(L, o, nonblock, timeout, &reuse, held, &got);
+    if (!got) return 0;                                 /* end of stream or timeout */
+    return n + 1;
+}
+
+int mtmsg_buffer_pushiter(lua_State *L, lua_CFunction step) {
+    int k;
+    lua_settop(L, 2);
+    mtmsg_buffer_timeoutarg(L, 2, 0);                   /* checks it */
+    for (k = 1; k <= 4; k++) lua_pushvalue(L, lua_upvalueindex(k));
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, step, 5);
+    lua_pushvalue(L, 1);
+    mtmsg_pushinteger(L, 0);
+    return 3;
+}
+
+static int buffer_iter(lua_State *L) {
+    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    return mtmsg_buffer_iterstep(L, &h->b->obj, h->nonblock, &h->held);
+}
+
+static int buffer_messages(lua_State *L) {
+    mtmsg_buffer_check(L, 1);
+    return mtmsg_buffer_pushiter(L, buffer_iter);
+}
+
+static int eos_tostring(lua_State *L) {
+    lua_pushliteral(L, "mtmsg.EOS");
+    return 1;
+}
+
+static int eos_newindex(lua_State *L) {
+    return luaL_error(L, "mtmsg.EOS is read-only");
+}
+
+/* module.EOS: one empty, read-only table per lua_State (tables cannot be sent, so no
+ * message can be mistaken for it). Module table at -2. */
+static void flow_open(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, MTMSG_EOS_KEY);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);                                /* EOS */
+        lua_createtable(L, 0, 3);                       /* EOS, mt */
+        lua_pushcfunction(L, eos_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, eos_newindex);
+        lua_setfield(L, -2, "__newindex");
+        lua_pushliteral(L, "mtmsg.EOS");
+        lua_setfield(L, -2, "__metatable");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, MTMSG_EOS_KEY);
+    }
+    lua_setfield(L, -3, "EOS");
+}
+
 static const luaL_Reg buffer_methods[] = {
     {"id", buffer_id}, {"name", buffer_name}, {"addmsg", buffer_addmsg},
     {"setmsg", buffer_setmsg}, {"msgcnt", buffer_msgcnt}, {"clear", buffer_clear},
     {"nextmsg", buffer_nextmsg}, {"nonblock", buffer_nonblock},
     {"isnonblock", buffer_isnonblock}, {"close", buffer_close}, {"abort", buffer_abort},
     {"isabort", buffer_isabort}, {"notifier", mtmsg_capi_setnotifier},
+    /* event loops (extensions) */
     {"getfd", buffer_getfd}, {"pollfd", buffer_getfd}, {"events", buffer_events},
-    {"timeout", buffer_timeout}, {NULL, NULL}
+    {"timeout", buffer_timeout},
+    /* flow control (extensions) */
+    {"waitaddmsg", buffer_waitaddmsg}, {"setlimit", buffer_setlimit}, {"limit", buffer_limit},
+    {"bytes", buffer_bytes}, {"highwater", buffer_highwater}, {"finish", buffer_finish},
+    {"isfinished", buffer_isfinished}, {"peekmsg", buffer_peekmsg},
+    {"messages", buffer_messages}, {"waitingsenders", buffer_waitingsenders}, {NULL, NULL}
 };
 
 static const luaL_Reg buffer_metamethods[] = {
@@ -698,4 +1152,5 @@ void mtmsg_buffer_open(lua_State *L) {
     luaL_getmetatable(L, MTMSG_BUFFER_MT);          /* module, scratch, mt */
     mtmsg_capi_publish(L);
     lua_pop(L, 1);                                  /* module, scratch */
+    flow_open(L);
 }

@@ -46,14 +46,29 @@ typedef struct MsgBuffer {
     struct MsgBuffer *member_next, *member_prev;  /* guarded by: mutex */
     MsgNotifier ntf[2];                 /* guarded by: mutex; [MTMSG_NTF_ADD/REMOVE] */
     MtWake wake;                        /* guarded by: mutex; buffer:getfd, opened on demand */
+    /* ---- flow control (extensions: see flow_* in buffer.c), all guarded by: mutex ---- */
+    size_t limit;                       /* most messages queued at once; 0: no limit */
+    size_t hiwater;                     /* most messages queued at once so far */
+    int ended;                          /* finish(): no more adds; EOS once drained */
+    struct MsgSendWaiter *sw_head, *sw_tail;  /* senders blocked in waitaddmsg, FIFO */
+    size_t nsw;                         /* how many there are */
+    MtAtomic sw_seq;                    /* bumped by takes while senders wait (they spin) */
 } MsgBuffer;
 
-/* With *b->mutex held, after msgcnt, closed or aborted changed: the wake-up descriptor
- * (if any) is readable while there is a message to take or an error to see. One
- * branch when nobody asked for the descriptor. */
+/* With *b->mutex held, after msgcnt, closed, aborted or ended changed: the wake-up
+ * descriptor (if any) is readable while there is a message to take, an end of stream
+ * or an error to see. One branch when nobody asked for the descriptor. */
 static inline void mtmsg_buffer_wake_locked(MsgBuffer *b) {
-    if (b->wake.open) mtmsg_wake_set(&b->wake, b->msgcnt > 0 || b->closed || b->aborted);
+    if (b->wake.open)
+        mtmsg_wake_set(&b->wake, b->msgcnt > 0 || b->closed || b->aborted || b->ended);
 }
+
+/* A sender blocked in mtmsg_buffer_putwait: lives on its stack, linked into the
+ * buffer's FIFO while it waits; a take signals the head only. */
+typedef struct MsgSendWaiter {
+    MtCond cond;
+    struct MsgSendWaiter *next;
+} MsgSendWaiter;
 
 /* A notifier call decided while the buffer was locked and made after unlocking
  * (mtmsg_capi_fire / mtmsg_capi_firelua). The operations below set api = NULL when
@@ -84,9 +99,18 @@ void mtmsg_buffer_free(MsgBuffer *b);
  * *fire receives the ">" notifier call to make after a successful put. */
 MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock,
                            MsgFire *fire, size_t *failsize);
+/* As mtmsg_buffer_put (no clear), but when the buffer is full (count limit or fixed
+ * size) waits for room up to `timeout` seconds (< 0: forever, 0: not at all), in
+ * arrival order with other waiting senders. MSG_FULL on timeout; MSG_ENDED after
+ * finish; MSG_CLOSED/MSG_ABORTED also end the wait. */
+MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, int nonblock,
+                               double timeout, MsgFire *fire, size_t *failsize);
+/* Wakes every sender waiting in mtmsg_buffer_putwait (close, abort, finish). */
+void mtmsg_buffer_wakesenders_locked(MsgBuffer *b);
 /* Moves the next message's payload into `out` (emptied first). timeout < 0 waits
  * forever, 0 polls. MSG_OK, MSG_EMPTY, MSG_BUSY, MSG_CLOSED, MSG_ABORTED, and
- * MSG_NOMEM/MSG_TOO_BIG when `out` cannot hold it (the message stays queued).
+ * MSG_NOMEM/MSG_TOO_BIG when `out` cannot hold it (the message stays queued), and
+ * MSG_ENDED when the buffer is empty and finished (end of stream).
  * check (may be NULL): MSG_NEEDCARRAY, message left queued, when decoding it with that
  * reuse list would create carrays (see mtmsg_carray_neednew). *fire receives the "<"
  * notifier call to make after a successful take. */
@@ -160,6 +184,21 @@ void mtmsg_busybuf_release(lua_State *L, int up, MemBuf *mb, int idx);
  * the take, the message goes to `held` and the notifier's error is raised. */
 int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
                          struct CarrayReuse *reuse, HeldMsg *held);
+/* Flow control (extensions). mtmsg.EOS, the end-of-stream result, lives in the
+ * registry under MTMSG_EOS_KEY. */
+#define MTMSG_EOS_KEY "mtmsg.EOS"
+void mtmsg_buffer_pusheos(lua_State *L);
+int mtmsg_buffer_iseos(lua_State *L, int idx);
+/* A timeout argument: nil/none -> -1 (forever), or 0 with nonblock; a number (<= 0 and
+ * NaN -> 0); else an argument error. */
+double mtmsg_buffer_timeoutarg(lua_State *L, int arg, int nonblock);
+/* writer:waitaddmsg: as mtmsg_buffer_putraw, waiting up to `timeout` for room. */
+int mtmsg_buffer_putrawwait(lua_State *L, BufferHandle *h, MemBuf *src, double timeout);
+/* buffer/listener:messages(timeout): pushes the iterator (a closure of `step` with the
+ * calling method's upvalues 1-4 and the timeout), the handle at 1 and 0. step calls
+ * mtmsg_buffer_iterstep with its handle's object. */
+int mtmsg_buffer_pushiter(lua_State *L, lua_CFunction step);
+int mtmsg_buffer_iterstep(lua_State *L, MsgObject *o, int nonblock, HeldMsg *held);
 /* Decodes the payload in `mb` onto the stack; returns the number of values. */
 int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, struct CarrayReuse *reuse);
 

@@ -288,6 +288,7 @@ static int n_notify(notify_notifier *n, notifier_error_handler eh, void *ehdata)
         }
         return 2;
     case MSG_NOMEM: why = "mtmsg.error.out_of_memory"; break;
+    case MSG_ENDED: why = "mtmsg.error.stream_ended"; break;
     default: why = "mtmsg.error.message_size: buffer is full"; break;
     }
     if (eh) eh(ehdata, why, strlen(why));
@@ -338,7 +339,7 @@ static int r_msgToReceiver(receiver_object *r, receiver_writer *w, int clear, in
     const char *p = w->mb.len ? mtmsg_membuf_begin(&w->mb) : "";
     switch (mtmsg_buffer_put((MsgBuffer *)r, p, w->mb.len, clear != 0, nonblock != 0, &f, NULL)) {
     case MSG_OK: break;
-    case MSG_CLOSED: return RECEIVER_CAPI_RC_CLOSED;
+    case MSG_CLOSED: case MSG_ENDED: return RECEIVER_CAPI_RC_CLOSED;
     case MSG_ABORTED: return RECEIVER_CAPI_RC_ABORTED;
     case MSG_BUSY: return RECEIVER_CAPI_RC_BUSY;
     case MSG_FULL: return RECEIVER_CAPI_RC_FULL;
@@ -478,7 +479,7 @@ static int s_nextMessage(sender_object *s, sender_reader *r, int nonblock, doubl
     else st = mtmsg_buffer_take(b, &r->mb, 1, 0, NULL, &f);
     switch (st) {
     case MSG_OK: break;
-    case MSG_CLOSED: return SENDER_CAPI_RC_CLOSED;
+    case MSG_CLOSED: case MSG_ENDED: return SENDER_CAPI_RC_CLOSED;
     case MSG_ABORTED: return SENDER_CAPI_RC_ABORTED;
     case MSG_EMPTY: case MSG_BUSY: return SENDER_CAPI_RC_EMPTY;
     case MSG_FULL: case MSG_TOO_BIG: return SENDER_CAPI_RC_TOO_BIG;

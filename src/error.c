@@ -13,7 +13,8 @@
 
 static const char *const kind_names[ERR_COUNT] = {
     "ambiguous_name", "message_size", "no_buffers", "has_notifier",
-    "object_closed", "operation_aborted", "out_of_memory", "unknown_object"
+    "object_closed", "operation_aborted", "out_of_memory", "unknown_object",
+    "stream_ended"
 };
 
 void mtmsg_error_pushtable(lua_State *L) {
@@ -142,6 +143,11 @@ int mtmsg_error_status(lua_State *L, MsgStatus st, const MsgObject *o,
     switch (st) {
     case MSG_CLOSED:
         lua_pushstring(L, "mtmsg.error.object_closed: ");
+        mtmsg_error_pushobject(L, o, 0);
+        lua_concat(L, 2);
+        break;
+    case MSG_ENDED:
+        lua_pushstring(L, "mtmsg.error.stream_ended: ");
         mtmsg_error_pushobject(L, o, 0);
         lua_concat(L, 2);
         break;

@@ -17,6 +17,7 @@ typedef enum MsgErrKind {
     ERR_OPERATION_ABORTED,
     ERR_OUT_OF_MEMORY,
     ERR_UNKNOWN_OBJECT,
+    ERR_STREAM_ENDED,       /* extension: add to a finished buffer */
     ERR_COUNT
 } MsgErrKind;
 

@@ -16,10 +16,13 @@
 
 /* ===== Lists (l->mutex held) ===== */
 
-/* The wake-up descriptor (if any) is readable while a buffer is ready or there is an
- * error to see. After the ready list, closed or aborted changed. */
-static void wake_locked(MsgListener *l) {
-    if (l->wake.open) mtmsg_wake_set(&l->wake, l->ready_head || l->closed || l->aborted);
+/* The wake-up descriptor (if any) is readable while a buffer is ready, all live buffers
+ * are finished (end of stream), or there is an error to see. After the ready list,
+ * closed, aborted, nlive or nended changed. */
+void mtmsg_listener_wake_locked(MsgListener *l) {
+    if (l->wake.open)
+        mtmsg_wake_set(&l->wake, l->ready_head || l->closed || l->aborted
+                                 || (l->nlive && l->nended == l->nlive));
 }
 
 void mtmsg_listener_ready_add_locked(MsgListener *l, MsgBuffer *b) {
@@ -29,7 +32,7 @@ void mtmsg_listener_ready_add_locked(MsgListener *l, MsgBuffer *b) {
     else l->ready_head = b;
     l->ready_tail = b;
     b->in_ready = 1;
-    wake_locked(l);
+    mtmsg_listener_wake_locked(l);
 }
 
 void mtmsg_listener_ready_remove_locked(MsgListener *l, MsgBuffer *b) {
@@ -39,7 +42,7 @@ void mtmsg_listener_ready_remove_locked(MsgListener *l, MsgBuffer *b) {
     else l->ready_tail = b->ready_prev;
     b->ready_next = b->ready_prev = NULL;
     b->in_ready = 0;
-    wake_locked(l);
+    mtmsg_listener_wake_locked(l);
 }
 
 void mtmsg_listener_attach_locked(MsgListener *l, MsgBuffer *b) {
@@ -98,9 +101,10 @@ static void listener_setabort(MsgObject *o, int flag) {
         b->aborted = flag;
         if (flag) mtmsg_cond_broadcast(&b->cond);
         mtmsg_buffer_wake_locked(b);
+        if (flag) mtmsg_buffer_wakesenders_locked(b);
     }
     if (flag) mtmsg_cond_broadcast(&l->cond);
-    wake_locked(l);
+    mtmsg_listener_wake_locked(l);
     mtmsg_mutex_unlock(&l->mutex);
 }
 
@@ -169,6 +173,7 @@ MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double 
             break;
         }
         if (l->nlive == 0) { st = MSG_NOBUFFERS; break; }
+        if (l->nended == l->nlive) { st = MSG_ENDED; break; }  /* all finished, drained */
         if (!mtmsg_wait_locked(&w, &l->cond, &l->mutex, &l->nwaiters, &l->seq, &l->spin)) {
             st = MSG_EMPTY;
             break;
@@ -312,10 +317,11 @@ static int listener_close(lua_State *L) {
             b->closed = 1;
             mtmsg_buffer_empty_locked(b, 1);
             mtmsg_cond_broadcast(&b->cond);
+            mtmsg_buffer_wakesenders_locked(b);
         }
         orphans = detach_orphans_locked(l);
         mtmsg_cond_broadcast(&l->cond);
-        wake_locked(l);
+        mtmsg_listener_wake_locked(l);
     }
     mtmsg_mutex_unlock(&l->mutex);
     free_orphans(orphans);
@@ -343,7 +349,7 @@ static int listener_isabort(lua_State *L) {
 static int listener_wakestate(void *self) {
     MsgListener *l = self;
     if (l->closed) return -1;
-    return l->ready_head != NULL || l->aborted;
+    return l->ready_head != NULL || l->aborted || (l->nlive && l->nended == l->nlive);
 }
 
 static int listener_getfd(lua_State *L) {
@@ -369,11 +375,24 @@ static int listener_timeout(lua_State *L) {
     return 1;
 }
 
+/* listener:messages(timeout) (extension): see mtmsg_buffer_pushiter. */
+static int listener_iter(lua_State *L) {
+    ListenerHandle *h = checklistener(L, 1);
+    return mtmsg_buffer_iterstep(L, &h->l->obj, h->nonblock, &h->held);
+}
+
+static int listener_messages(lua_State *L) {
+    checklistener(L, 1);
+    return mtmsg_buffer_pushiter(L, listener_iter);
+}
+
 static const luaL_Reg listener_methods[] = {
     {"id", listener_id}, {"name", listener_name}, {"newbuffer", listener_newbuffer},
     {"nextmsg", listener_nextmsg}, {"nonblock", listener_nonblock},
     {"isnonblock", listener_isnonblock}, {"clear", listener_clear},
     {"close", listener_close}, {"abort", listener_abort}, {"isabort", listener_isabort},
+    /* flow control and event loops (extensions) */
+    {"messages", listener_messages},
     {"getfd", listener_getfd}, {"pollfd", listener_getfd}, {"events", listener_events},
     {"timeout", listener_timeout}, {NULL, NULL}
 };

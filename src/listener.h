@@ -24,6 +24,7 @@ typedef struct MsgListener {
     int unreferenced;               /* guarded by: mutex; user references gone */
     size_t nlive;                   /* guarded by: mutex; member buffers with user refs */
     size_t nbuf;                    /* guarded by: mutex; member buffers not yet freed */
+    size_t nended;                  /* guarded by: mutex; live members that are finished */
     MsgBuffer *ready_head, *ready_tail;   /* guarded by: mutex; buffers with messages */
     MsgBuffer *members;             /* guarded by: mutex; all member buffers */
     MtWake wake;                    /* guarded by: mutex; listener:getfd, opened on demand */
@@ -34,6 +35,8 @@ void mtmsg_listener_ready_add_locked(MsgListener *l, MsgBuffer *b);
 void mtmsg_listener_ready_remove_locked(MsgListener *l, MsgBuffer *b);
 void mtmsg_listener_attach_locked(MsgListener *l, MsgBuffer *b);
 void mtmsg_listener_detach_locked(MsgListener *l, MsgBuffer *b);
+/* After what a take could see changed: the wake-up descriptor follows (see buffer:getfd). */
+void mtmsg_listener_wake_locked(MsgListener *l);
 /* Frees the listener's memory (after its last handle and last buffer are gone). */
 void mtmsg_listener_free(MsgListener *l);
 

@@ -20,7 +20,8 @@ typedef enum MsgStatus {
     MSG_NOMEM,      /* allocation failed */
     MSG_NOBUFFERS,  /* listener without buffers and messages */
     MSG_BADARG,     /* a Lua argument cannot be encoded (argument error) */
-    MSG_NEEDCARRAY  /* message left queued: decoding it needs the carray module loaded */
+    MSG_NEEDCARRAY, /* message left queued: decoding it needs the carray module loaded */
+    MSG_ENDED       /* stream ended (finish): no more adds; no more messages once drained */
 } MsgStatus;
 
 typedef struct MemBuf {

@@ -155,6 +155,10 @@ static int reader_nextmsg(lua_State *L) {
     case MSG_EMPTY: case MSG_BUSY:
         lua_pushboolean(L, 0);
         return 1;
+    case MSG_ENDED:                     /* extension: end of stream */
+        lua_pushboolean(L, 0);
+        mtmsg_buffer_pusheos(L);
+        return 2;
     case MSG_TOO_BIG:
         return mtmsg_error_status(L, st, NULL, MTMSG_READER_MT, &r->mb, r->mb.failsize);
     default:

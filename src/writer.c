@@ -67,6 +67,14 @@ static int writer_put(lua_State *L, int clear) {
 }
 
 static int writer_addmsg(lua_State *L) { return writer_put(L, 0); }
+
+/* writer:waitaddmsg(buffer [, timeout]) (extension): waits for room, see buffer.c. */
+static int writer_waitaddmsg(lua_State *L) {
+    Writer *w = checkwriter(L, 1);
+    BufferHandle *h = mtmsg_buffer_check(L, 2);
+    double timeout = mtmsg_buffer_timeoutarg(L, 3, h->nonblock);
+    return mtmsg_buffer_putrawwait(L, h, &w->mb, timeout);
+}
 static int writer_setmsg(lua_State *L) { return writer_put(L, 1); }
 
 static int writer_clear(lua_State *L) {
@@ -81,7 +89,7 @@ static int writer_tostring(lua_State *L) {
 
 static const luaL_Reg writer_methods[] = {
     {"add", writer_add}, {"addmsg", writer_addmsg}, {"setmsg", writer_setmsg},
-    {"clear", writer_clear}, {NULL, NULL}
+    {"clear", writer_clear}, {"waitaddmsg", writer_waitaddmsg}, {NULL, NULL}
 };
 
 static const luaL_Reg writer_metamethods[] = {
