@@ -160,6 +160,31 @@ describe("wake-up handles", function()
         assert(readable(fd) == true)
     end)
 
+    it("is readable at the end of a finished stream, so that the loop sees mtmsg.EOS", function()
+        local b = mtmsg.newbuffer()
+        local fd = b:getfd()
+        b:addmsg(1)
+        b:finish()
+        assert(readable(fd) == true)
+        assert(b:nextmsg(0) == 1)
+        assert(readable(fd) == true)                -- drained: the end of stream is there
+        assert(b:nextmsg(0) == mtmsg.EOS)
+        local l = mtmsg.newlistener()
+        local lb1, lb2 = l:newbuffer(), l:newbuffer()
+        local lfd = l:getfd()
+        lb1:finish()
+        assert(readable(lfd) == false)              -- lb2 is still open
+        lb2:addmsg("x")
+        lb2:finish()
+        assert(readable(lfd) == true)
+        assert(l:nextmsg(0) == "x")
+        assert(readable(lfd) == true)               -- all finished and drained
+        assert(l:nextmsg(0) == mtmsg.EOS)
+        lb2 = nil
+        collectgarbage(); collectgarbage()
+        assert(readable(lfd) == true)               -- lb1 alone, finished
+    end)
+
     it("a new handle for a closed object is a clear error", function()
         local b = mtmsg.newbuffer()
         b:close()
