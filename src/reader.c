@@ -43,11 +43,27 @@ static int m_newreader(lua_State *L) {
     return 1;
 }
 
+/* During reader:next (r->decoding), the storage of the message being decoded is still
+ * read: a nested call that replaces or frees it (nextmsg or __gc from a finalizer) sets
+ * it aside, and the outermost reader:next frees it when it ends. */
+static void reader_retire(Reader *r) {
+    if (r->decoding && !r->retired) {
+        r->retired = r->mb.data;
+        r->mb.data = NULL;
+        r->mb.start = r->mb.len = 0;
+        r->pos = 0;
+    }
+}
+
 static int reader_gc(lua_State *L) {
     Reader *r = checkreader(L, 1);
+    reader_retire(r);                       /* __gc called by hand during reader:next */
     mtmsg_membuf_free(&r->mb);
-    mtmsg_free(r->retired);
-    r->retired = NULL;
+    r->pos = 0;                             /* a hand-called __gc leaves an empty reader */
+    if (!r->decoding) {
+        mtmsg_free(r->retired);
+        r->retired = NULL;
+    }
     return 0;
 }
 
@@ -133,12 +149,7 @@ static int reader_nextmsg(lua_State *L) {
         timeout = (double)lua_tonumber(L, 3);
         if (!(timeout > 0)) timeout = 0;
     } else return luaL_argerror(L, 3, "timeout seconds expected");
-    if (r->decoding && !r->retired) {      /* called from a finalizer during reader:next */
-        r->retired = r->mb.data;
-        r->mb.data = NULL;
-        r->mb.start = r->mb.len = 0;
-        r->pos = 0;
-    }
+    reader_retire(r);                       /* called from a finalizer during reader:next */
     if (bh) {
         o = &bh->b->obj;
         st = mtmsg_buffer_take(bh->b, &r->mb, nonblock, timeout, NULL, &fire);
