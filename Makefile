@@ -46,7 +46,7 @@ TESTMODS = $(patsubst tests/mod/%.c,$(BUILD)/%.so,$(wildcard tests/mod/*.c))
 # Benchmark C modules: bench/mod/<name>.c
 BENCHMODS = $(patsubst bench/mod/%.c,$(BUILD)/%.so,$(wildcard bench/mod/*.c))
 
-.PHONY: all lib testmods benchmods test check demo deps asan tsan valgrind fuzz bench clean
+.PHONY: all lib testmods benchmods test check demo deps asan tsan valgrind fuzz bench bench-tables clean
 
 all: lib
 ifeq ($(LUA)$(VARIANT),5.4)
@@ -117,6 +117,10 @@ stress: testmods
 	@MTMSG_STRESS_SECONDS=$${MTMSG_STRESS_SECONDS:-60} SPECS=tests/stress_spec.lua sh tests/run.sh $(LUA)
 bench:
 	@sh bench/run.sh
+
+# tables as message elements against lua-cjson / lua-messagepack strings (docs/BENCHMARKS.md)
+bench-tables:
+	@$(MAKE) --no-print-directory -s LUA=5.4 lib && LUA_CPATH="build/5.4/?.so;;" lua5.4 bench/tables.lua
 
 # Windows x64, cross-compiled with mingw-w64 against a Lua 5.4 DLL built from Debian's
 # lua5.4 source (scripts/winlua.sh, into build/win64/lua/); see README "Windows".

@@ -527,7 +527,7 @@ static MsgStatus encvalue(Enc *e, int i, int iskey) {
 static MsgStatus enctable(Enc *e, int t) {
     lua_State *L = e->L;
     const void *self = lua_topointer(L, t);
-    size_t total = 0, narr = 0, k = 0;
+    size_t narr = 0, nhash, k = 0, hpos;
     lua_Integer n;
     int prefix = 1, r, lv = e->depth;
     MsgStatus st;
@@ -545,41 +545,43 @@ static MsgStatus enctable(Enc *e, int t) {
         return fail(e, lv, "table appears twice in the message");
     }
     if (lv >= MTMSG_TABLE_DEPTH) return fail(e, lv, "tables nested more than " MTMSG_STR(MTMSG_TABLE_DEPTH) " deep");
-    /* count: all entries, and the leading run of keys 1, 2, 3... (the array part) */
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        total++;
-        if (prefix) {
-            if (mtmsg_tointeger(L, -2, &n) && n == (lua_Integer)total) narr = total;
-            else prefix = 0;
-        }
-        lua_pop(L, 1);
-    }
-    if (narr <= MTMSG_TABLE8_MAX && total - narr <= MTMSG_TABLE8_MAX) {
-        h = grab(e->out, MTMSG_SIZE_TABLE8, &st);
-        if (!h) return st;
-        h[0] = TAG_TABLE8; h[1] = (char)(unsigned char)narr; h[2] = (char)(unsigned char)(total - narr);
-    } else {
-        size_t nh = total - narr;
-        h = grab(e->out, MTMSG_SIZE_TABLE, &st);
-        if (!h) return st;
-        h[0] = TAG_TABLE;
-        memcpy(h + 1, &narr, sizeof narr);
-        memcpy(h + 1 + sizeof narr, &nh, sizeof nh);
-    }
+    /* One pass: the leading run of keys 1, 2, 3... in lua_next order is the array part
+     * (values only), the rest are key/value pairs. The header is written short and
+     * widened afterwards if a count exceeds 255: every step appends exactly bytes of
+     * the final element, so a fixed size fails exactly when the element does not fit. */
+    hpos = e->out->len;
+    h = grab(e->out, MTMSG_SIZE_TABLE8, &st);
+    if (!h) return st;
     e->tab[lv] = t;
     e->depth = lv + 1;
     lua_pushnil(L);
     while (lua_next(L, t)) {
         int top = lua_gettop(L);
         e->key[lv] = top - 1;
-        if (++k > narr) {
+        k++;
+        if (prefix && mtmsg_tointeger(L, top - 1, &n) && n == (lua_Integer)k) {
+            narr = k;
+        } else {
+            prefix = 0;
             st = encvalue(e, top - 1, 1);
             if (st != MSG_OK) return st;
         }
         st = encvalue(e, top, 0);
         if (st != MSG_OK) return st;
         lua_pop(L, 1);
+    }
+    nhash = k - narr;
+    if (narr <= MTMSG_TABLE8_MAX && nhash <= MTMSG_TABLE8_MAX) {
+        h = mtmsg_membuf_begin(e->out) + hpos;
+        h[0] = TAG_TABLE8; h[1] = (char)(unsigned char)narr; h[2] = (char)(unsigned char)nhash;
+    } else {
+        size_t body = e->out->len - hpos - MTMSG_SIZE_TABLE8;
+        if (!grab(e->out, MTMSG_SIZE_TABLE - MTMSG_SIZE_TABLE8, &st)) return st;
+        h = mtmsg_membuf_begin(e->out) + hpos;
+        memmove(h + MTMSG_SIZE_TABLE, h + MTMSG_SIZE_TABLE8, body);
+        h[0] = TAG_TABLE;
+        memcpy(h + 1, &narr, sizeof narr);
+        memcpy(h + 1 + sizeof narr, &nhash, sizeof nhash);
     }
     e->depth = lv;
     return MSG_OK;
@@ -650,45 +652,66 @@ static void pushscalar(lua_State *L, const MsgValue *v, struct CarrayReuse *reus
     }
 }
 
-static void pushtable(lua_State *L, const char *p, size_t len, size_t *pos, size_t narr,
-                      size_t nhash);
+static int pushtable(lua_State *L, const char *p, size_t len, size_t *pos, int depth);
 
-/* Pushes the element at p[*pos] of validated table contents. */
-static void pushelem(lua_State *L, const char *p, size_t len, size_t *pos) {
-    size_t i = *pos;
-    unsigned char tag = (unsigned char)p[i];
-    MsgValue v;
-    switch (tag) {
-    case TAG_BYTE: mtmsg_pushinteger(L, (lua_Integer)(unsigned char)p[i + 1]); *pos = i + 2; return;
-    case TAG_BOOL: lua_pushboolean(L, p[i + 1]); *pos = i + 2; return;
-    case TAG_STR8: {
-        size_t n = (unsigned char)p[i + 1];
-        lua_pushlstring(L, p + i + 2, n);
-        *pos = i + 2 + n;
-        return;
+/* Whether a scalar key breaks the rules of walktable (the same checks, for decoding). */
+static int badkey(const MsgValue *v, size_t narr) {
+    if (v->type == VAL_NIL) return 1;
+    if (v->type == VAL_INT) return v->u.i >= 1 && (size_t)v->u.i <= narr;
+    if (v->type == VAL_FLOAT) {
+        lua_Number x = v->u.n;
+        return x != x || (x >= 1 && x <= (lua_Number)narr && x == floor(x));
     }
-    case TAG_TABLE8: case TAG_TABLE: {
-        size_t na, nh;
-        tableheader(p, len, pos, &na, &nh);         /* validated by mtmsg_codec_next */
-        pushtable(L, p, len, pos, na, nh);
-        return;
-    }
-    default:
-        nextscalar(p, len, pos, &v);
-        pushscalar(L, &v, NULL);                    /* carrays in tables are always new */
-    }
+    return 0;
 }
 
-/* Builds a table from validated contents (recursion: at most MTMSG_TABLE_DEPTH deep).
- * The presize is capped by the bytes left (each element takes one at least) and by int. */
-static void pushtable(lua_State *L, const char *p, size_t len, size_t *pos, size_t narr,
-                      size_t nhash) {
-    size_t rem = len - *pos, k;
-    size_t na = narr < rem ? narr : rem, nh = nhash < rem / 2 ? nhash : rem / 2;
+/* Pushes the element at p[*pos] inside a table of depth `depth`; a key (iskey) of a
+ * table with narr array values is checked as walktable does. 1, or -1 for malformed
+ * bytes (then the stack holds garbage above the caller's values). */
+static int pushelem(lua_State *L, const char *p, size_t len, size_t *pos, int depth, int iskey,
+                    size_t narr) {
+    size_t i = *pos;
+    unsigned char tag;
+    MsgValue v;
+    if (i >= len) return -1;
+    tag = (unsigned char)p[i];
+    if (len - i >= 2) {                             /* fast paths */
+        unsigned char b = (unsigned char)p[i + 1];
+        if (tag == TAG_STR8 && b <= len - i - 2) {
+            lua_pushlstring(L, p + i + 2, b);
+            *pos = i + 2 + b;
+            return 1;
+        }
+        if (tag == TAG_BYTE && !(iskey && b >= 1 && b <= narr)) {
+            mtmsg_pushinteger(L, (lua_Integer)b);
+            *pos = i + 2;
+            return 1;
+        }
+        if (tag == TAG_BOOL && b <= 1) {
+            lua_pushboolean(L, b);
+            *pos = i + 2;
+            return 1;
+        }
+    }
+    if (istabletag(tag)) {
+        if (depth >= MTMSG_TABLE_DEPTH) return -1;
+        return pushtable(L, p, len, pos, depth + 1);
+    }
+    if (nextscalar(p, len, pos, &v) != 1 || (iskey && badkey(&v, narr))) return -1;
+    pushscalar(L, &v, NULL);                        /* carrays in tables are always new */
+    return 1;
+}
+
+/* Builds the table whose header is at p[*pos] (recursion at most MTMSG_TABLE_DEPTH deep,
+ * bounds checked). The presize is capped by the bytes left (tableheader: each element
+ * takes one at least) and by int. 1, or -1 for malformed bytes. */
+static int pushtable(lua_State *L, const char *p, size_t len, size_t *pos, int depth) {
+    size_t narr, nhash, k;
+    if (!tableheader(p, len, pos, &narr, &nhash)) return -1;
     luaL_checkstack(L, 4, "message table");
-    lua_createtable(L, na > INT_MAX ? INT_MAX : (int)na, nh > INT_MAX ? INT_MAX : (int)nh);
+    lua_createtable(L, narr > INT_MAX ? INT_MAX : (int)narr, nhash > INT_MAX ? INT_MAX : (int)nhash);
     for (k = 1; k <= narr; k++) {
-        pushelem(L, p, len, pos);
+        if (pushelem(L, p, len, pos, depth, 0, 0) < 0) return -1;
         if (k <= INT_MAX) {
             lua_rawseti(L, -2, (int)k);
         } else {
@@ -698,10 +721,11 @@ static void pushtable(lua_State *L, const char *p, size_t len, size_t *pos, size
         }
     }
     for (k = 0; k < nhash; k++) {
-        pushelem(L, p, len, pos);
-        pushelem(L, p, len, pos);
+        if (pushelem(L, p, len, pos, depth, 1, narr) < 0) return -1;
+        if (pushelem(L, p, len, pos, depth, 0, 0) < 0) return -1;
         lua_rawset(L, -3);
     }
+    return 1;
 }
 
 int mtmsg_codec_decode(lua_State *L, const char *p, size_t len, size_t *pos, int max,
@@ -727,17 +751,20 @@ int mtmsg_codec_decode(lua_State *L, const char *p, size_t len, size_t *pos, int
                 *pos += 2; n++; continue;
             }
         }
+        if (*pos < len && istabletag((unsigned char)p[*pos])) {
+            /* built straight from the bytes, checked as mtmsg_codec_next checks them;
+             * consumed only once complete: after an error (memory) nothing half-built is
+             * reachable and *pos still points at the table */
+            size_t tpos = *pos;
+            if (pushtable(L, p, len, &tpos, 1) < 0) return -1;
+            *pos = tpos;
+            n++;
+            continue;
+        }
         r = mtmsg_codec_next(p, len, pos, &v);
         if (r == 0) break;
         if (r < 0) return -1;
-        if (v.type == VAL_TABLE) {
-            /* validated whole and already consumed (*pos is past it): an error while
-             * building it (memory) consumes the element, as for a carray */
-            size_t tpos = 0;
-            pushtable(L, v.u.t.data, v.u.t.len, &tpos, v.u.t.narr, v.u.t.nhash);
-        } else {
-            pushscalar(L, &v, reuse);
-        }
+        pushscalar(L, &v, reuse);
         n++;
     }
     return n;
