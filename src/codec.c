@@ -253,8 +253,8 @@ static int tableheader(const char *p, size_t len, size_t *pos, size_t *narr, siz
 static int istabletag(unsigned char tag) { return tag == TAG_TABLE8 || tag == TAG_TABLE; }
 
 /* Walks the contents of a table whose header ends at *pos, iteratively (a stack of
- * MTMSG_TABLE_DEPTH levels), and checks every rule: nesting depth, keys not nil, not
- * NaN, and not an integer 1..narr (those are in the array part). */
+ * MTMSG_TABLE_DEPTH levels), and checks every rule: nesting depth, no nil (a table
+ * holds none), keys not NaN and not an integer 1..narr (those are in the array part). */
 static int walktable(const char *p, size_t len, size_t *pos, size_t narr, size_t nhash) {
     struct { size_t narr, total, k; } lv[MTMSG_TABLE_DEPTH];
     int d = 0;
@@ -276,7 +276,7 @@ static int walktable(const char *p, size_t len, size_t *pos, size_t narr, size_t
             lv[d].narr = na; lv[d].total = na + 2 * nh; lv[d].k = 0;
             continue;
         }
-        if (nextscalar(p, len, &i, &v) != 1) return -1;
+        if (nextscalar(p, len, &i, &v) != 1 || v.type == VAL_NIL) return -1;   /* no nil inside */
         if (k >= lv[d].narr && ((k - lv[d].narr) & 1) == 0) {           /* a key */
             if (v.type == VAL_NIL) return -1;
             if (v.type == VAL_INT && v.u.i >= 1 && (size_t)v.u.i <= lv[d].narr) return -1;
@@ -697,7 +697,8 @@ static int pushelem(lua_State *L, const char *p, size_t len, size_t *pos, int de
         if (depth >= MTMSG_TABLE_DEPTH) return -1;
         return pushtable(L, p, len, pos, depth + 1);
     }
-    if (nextscalar(p, len, pos, &v) != 1 || (iskey && badkey(&v, narr))) return -1;
+    if (nextscalar(p, len, pos, &v) != 1 || v.type == VAL_NIL || (iskey && badkey(&v, narr)))
+        return -1;
     pushscalar(L, &v, NULL);                        /* carrays in tables are always new */
     return 1;
 }
