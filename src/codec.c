@@ -371,6 +371,7 @@ static MsgStatus putvalue(lua_State *L, int i, MemBuf *out, const char **why) {
 #define MTMSG_STR(x) MTMSG_STR_(x)
 #define ENC_INLINE 32                   /* set slots on the C stack (a power of 2) */
 #define ENC_MSGMAX 200                  /* room for an error text */
+#define ENC_COMPMAX 128                 /* room for one path component */
 
 typedef struct Enc {
     lua_State *L;
@@ -441,7 +442,8 @@ static int isident(const char *s, size_t n) {
 }
 
 /* Writes the path component of the key at stack index i (.name or [...]) into buf
- * (at least 64 bytes); returns its length. No Lua allocation. */
+ * (at least ENC_COMPMAX bytes: 20 string bytes escaped to 4 each at most, plus [""...]);
+ * returns its length. No Lua allocation. */
 static size_t keytext(lua_State *L, int i, char *buf) {
     lua_Integer n;
     switch (lua_type(L, i)) {
@@ -475,7 +477,7 @@ static size_t keytext(lua_State *L, int i, char *buf) {
  * entered tables' current keys lead, shortened in the middle when long. */
 static MsgStatus fail(Enc *e, int levels, const char *what) {
     size_t len[MTMSG_TABLE_DEPTH], total = 1, o = 1, head = 0, tail;
-    char comp[64];
+    char comp[ENC_COMPMAX];
     int l, first, last;
     e->msg[0] = 't';
     for (l = 0; l < levels; l++) { len[l] = keytext(e->L, e->key[l], comp); total += len[l]; }

@@ -190,6 +190,7 @@ describe("tables in messages", function()
             { { ["a b"] = { ["end"] = { [1.5] = { [true] = luaf } } } },
               't["a b"]["end"][1.5][true]: Lua function not supported' },
             { { [("x"):rep(40)] = luaf }, 't["xxxxxxxxxxxxxxxxxxxx..."]: Lua function not supported' },
+            { { [("\127"):rep(30)] = luaf }, 't["' .. ("\\127"):rep(20) .. '..."]: Lua function not supported' },
             { cyc, "t.again.back: table cycle not supported" },
             { { shared, { shared } }, "t[2][1]: table appears twice in the message" },
             { { c = carray.newbadversion("int", 2) }, "t.c: carray capi version mismatch" },
