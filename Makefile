@@ -46,7 +46,7 @@ TESTMODS = $(patsubst tests/mod/%.c,$(BUILD)/%.so,$(wildcard tests/mod/*.c))
 # Benchmark C modules: bench/mod/<name>.c
 BENCHMODS = $(patsubst bench/mod/%.c,$(BUILD)/%.so,$(wildcard bench/mod/*.c))
 
-.PHONY: all lib testmods benchmods test check demo deps asan tsan valgrind fuzz bench bench-flow clean
+.PHONY: all lib testmods benchmods test check demo deps asan tsan valgrind fuzz bench bench-flow bench-tables clean
 
 all: lib
 ifeq ($(LUA)$(VARIANT),5.4)
@@ -126,6 +126,10 @@ bench-eventloop: deps
 # The flow-control pipeline benchmark (bounded 64 vs unbounded), separate from make bench.
 bench-flow:
 	@sh bench/flow.sh
+
+# tables as message elements against lua-cjson / lua-messagepack strings (docs/BENCHMARKS.md)
+bench-tables:
+	@$(MAKE) --no-print-directory -s LUA=5.4 lib && LUA_CPATH="build/5.4/?.so;;" lua5.4 bench/tables.lua
 
 # Windows x64, cross-compiled with mingw-w64 against a Lua 5.4 DLL built from Debian's
 # lua5.4 source (scripts/winlua.sh, into build/win64/lua/); see README "Windows".

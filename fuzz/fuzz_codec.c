@@ -6,7 +6,9 @@
  *  2. mtmsg_codec_getheader as the frame reader of a buffer queue (header, payload).
  *  3. mtmsg_codec_decode onto a Lua 5.4 stack (in a protected call): -1 exactly when the
  *     parser found malformed bytes, else the same number and values as step 1. Array
- *     elements may raise a Lua error instead (carray creation), never crash.
+ *     elements may raise a Lua error instead (carray creation), never crash. Tables
+ *     (validated whole by the parser: nesting depth, key rules, counts bounded by the
+ *     bytes) decode to plain tables with at most the counted entries.
  * Build and run: scripts/fuzz.sh (make fuzz).
  */
 #include <stdint.h>
@@ -82,6 +84,15 @@ static int decode_all(lua_State *LS) {
             case VAL_ARRAY:
                 FUZZ_CHECK(lua_type(LS, i) == LUA_TUSERDATA);
                 break;
+            case VAL_TABLE: {                   /* the counts are those of the bytes */
+                size_t cnt = 0;
+                FUZZ_CHECK(lua_type(LS, i) == LUA_TTABLE && lua_getmetatable(LS, i) == 0);
+                lua_pushnil(LS);
+                while (lua_next(LS, i)) { cnt++; lua_pop(LS, 1); }
+                FUZZ_CHECK(cnt <= v.u.t.narr + v.u.t.nhash);   /* duplicate keys: last wins */
+                FUZZ_CHECK(lua_rawlen(LS, i) >= v.u.t.narr || v.u.t.narr == 0);
+                break;
+            }
             default:
                 FUZZ_CHECK(0 && "unexpected value type");
             }
@@ -151,6 +162,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (bytes) sink += (unsigned char)v.u.a.data[0] + (unsigned char)v.u.a.data[bytes - 1];
             break;
         }
+        case VAL_TABLE:
+            FUZZ_CHECK(v.u.t.data >= p && v.u.t.len <= (size_t)(p + size - v.u.t.data));
+            FUZZ_CHECK(v.u.t.narr + 2 * v.u.t.nhash <= v.u.t.len);
+            if (v.u.t.len) sink += (unsigned char)v.u.t.data[v.u.t.len - 1];
+            if (mtmsg_codec_tablehasarray(&v)) arrays++;       /* decoded as new carrays */
+            break;
         case VAL_NIL: case VAL_BOOL: case VAL_INT: case VAL_FLOAT: case VAL_LUDATA: case VAL_CFUNC:
             break;
         default:
@@ -160,6 +177,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(r == 0 || r == -1);
     if (r == 0) FUZZ_CHECK(pos == size && v.type == VAL_NONE);
     else FUZZ_CHECK(pos < size);
+    /* the decoder builds a table while it checks it: an array inside a malformed table
+     * may raise its carray error before the malformed byte is reached */
+    if (r < 0 && (unsigned char)p[pos] != TAG_ARRAY && memchr(p + pos, TAG_ARRAY, size - pos))
+        arrays++;
 
     /* 2. queue frames: header + payload, as mtmsg_buffer_pop_locked reads them */
     {
@@ -185,6 +206,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
                 /* only Lua's own memory errors are acceptable here */
                 const char *msg = lua_tostring(L, -1);
+                if (!(msg && strstr(msg, "not enough memory")))
+                    fprintf(stderr, "fuzz_codec: unexpected error: %s\n", msg ? msg : "?");
                 FUZZ_CHECK(msg && strstr(msg, "not enough memory"));
                 continue;
             }

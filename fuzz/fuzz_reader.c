@@ -90,6 +90,7 @@ static void check_value(lua_State *LS, int idx, const MsgValue *v) {
     case VAL_LUDATA: FUZZ_CHECK(lua_islightuserdata(LS, idx) && lua_touserdata(LS, idx) == v->u.p); break;
     case VAL_CFUNC: FUZZ_CHECK(lua_iscfunction(LS, idx) && lua_tocfunction(LS, idx) == v->u.f); break;
     case VAL_ARRAY: FUZZ_CHECK(lua_type(LS, idx) == LUA_TUSERDATA); break;
+    case VAL_TABLE: FUZZ_CHECK(lua_type(LS, idx) == LUA_TTABLE); break;
     default: FUZZ_CHECK(0 && "unexpected value type");
     }
 }
@@ -162,7 +163,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                  * raise: an array among the elements this call asked for */
                 lua_Number c = (o >> 5) >= 4 ? counts[o & 7] : 1;
                 int k, arr = 0, upto = c >= nelems - next ? nelems : next + (int)c;
-                for (k = next; k < upto || k < at; k++) arr |= elems[k].type == VAL_ARRAY;
+                for (k = next; k < upto || k < at; k++)
+                    arr |= elems[k].type == VAL_ARRAY
+                           || (elems[k].type == VAL_TABLE && mtmsg_codec_tablehasarray(&elems[k]));
                 if (!(arr || strstr(msg, "not enough memory")))
                     fprintf(stderr, "fuzz_reader: unexpected error: %s\n", msg);
                 FUZZ_CHECK(arr || strstr(msg, "not enough memory"));

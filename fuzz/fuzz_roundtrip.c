@@ -7,7 +7,9 @@
  *    MSG_FULL / MSG_TOO_BIG only for a fixed size (TOO_BIG exactly when it can never fit);
  *  - mtmsg_codec_next gives back every appended value, bit for bit, then the end;
  *  - for the values a Lua state can hold, mtmsg_codec_encode of the same values on a
- *    Lua 5.4 stack writes the same bytes, and mtmsg_codec_decode pushes equal values.
+ *    Lua 5.4 stack writes the same bytes, and mtmsg_codec_decode pushes equal values;
+ *  - the same values as keys and values of nested tables: the encoded size is the sum the
+ *    table rules give, and decoding then encoding again gives the same size and counts.
  * Build and run: scripts/fuzz.sh (make fuzz).
  */
 #include <stdint.h>
@@ -157,6 +159,80 @@ static int lua_leg(lua_State *LS) {
     return 0;
 }
 
+/* lua_CFunction: builds nested tables from the input bytes (keys and values from the
+ * values list, nesting up to 4 levels), encodes them, decodes them, encodes the result
+ * again: the same size and the same counts (the order of pairs may differ), and the
+ * sizes the encoder gives add up as docs/REFERENCE.md states for tables. */
+typedef struct TableLeg { const MsgValue *vals; int n; const uint8_t *shape; size_t nshape; } TableLeg;
+
+static size_t table_size(size_t narr, size_t nhash) {
+    return (narr <= 255 && nhash <= 255) ? 3 : 1 + 2 * sizeof(size_t);
+}
+
+static size_t build(lua_State *LS, TableLeg *tl, size_t *si, int *vi, int depth) {
+    size_t narr = 0, nhash = 0, size = 0, want, k;
+    unsigned s = *si < tl->nshape ? tl->shape[(*si)++] : 0;
+    lua_newtable(LS);
+    want = s % 8;
+    for (k = 0; k < want && tl->n > 0; k++) {
+        const MsgValue *v = &tl->vals[(*vi)++ % tl->n];
+        if (v->type == VAL_NIL) continue;
+        if ((s >> 3) & 1 && depth < 4 && k == 0) size += build(LS, tl, si, vi, depth + 1);
+        else { push(LS, v); size += wiresize(v); }
+        lua_rawseti(LS, -2, (lua_Integer)++narr);
+    }
+    want = (s >> 4) % 8;
+    for (k = 0; k < want && tl->n > 0; k++) {
+        const MsgValue *key = &tl->vals[(*vi)++ % tl->n];
+        const MsgValue *v = &tl->vals[(*vi)++ % tl->n];
+        size_t vs;
+        if (key->type == VAL_NIL || v->type == VAL_NIL) continue;
+        if (key->type == VAL_FLOAT && key->u.n != key->u.n) continue;
+        if (key->type == VAL_INT && key->u.i >= 1 && (size_t)key->u.i <= narr + 1) continue;
+        if (key->type == VAL_FLOAT) continue;       /* may collide with integer keys */
+        push(LS, key);
+        lua_pushvalue(LS, -1);
+        lua_rawget(LS, -3);
+        if (!lua_isnil(LS, -1)) { lua_pop(LS, 2); continue; }     /* key taken */
+        lua_pop(LS, 1);
+        if ((s >> 7) & 1 && depth < 4 && k == 0) vs = build(LS, tl, si, vi, depth + 1);
+        else { push(LS, v); vs = wiresize(v); }
+        lua_rawset(LS, -3);
+        size += wiresize(key) + vs;
+        nhash++;
+    }
+    return size + table_size(narr, nhash);
+}
+
+static int table_leg(lua_State *LS) {
+    TableLeg *tl = lua_touserdata(LS, 1);
+    MemBuf a, b;
+    int badarg = 0, vi = 0;
+    const char *badmsg = NULL;
+    size_t si = 0, pos = 0, expect;
+    MsgValue va, vb;
+    lua_settop(LS, 0);
+    expect = build(LS, tl, &si, &vi, 1);
+    mtmsg_membuf_init(&a, 0, 2);
+    mtmsg_membuf_init(&b, 0, 2);
+    FUZZ_CHECK(mtmsg_codec_encode(LS, 1, 1, &a, &badarg, &badmsg) == MSG_OK);
+    FUZZ_CHECK(a.len == expect);
+    FUZZ_CHECK(mtmsg_codec_decode(LS, mtmsg_membuf_begin(&a), a.len, &pos, -1, NULL) == 1);
+    FUZZ_CHECK(pos == a.len && lua_istable(LS, 2));
+    FUZZ_CHECK(mtmsg_codec_encode(LS, 2, 2, &b, &badarg, &badmsg) == MSG_OK);
+    FUZZ_CHECK(b.len == a.len);
+    pos = 0;
+    FUZZ_CHECK(mtmsg_codec_next(mtmsg_membuf_begin(&a), a.len, &pos, &va) == 1 && pos == a.len);
+    pos = 0;
+    FUZZ_CHECK(mtmsg_codec_next(mtmsg_membuf_begin(&b), b.len, &pos, &vb) == 1 && pos == b.len);
+    FUZZ_CHECK(va.type == VAL_TABLE && vb.type == VAL_TABLE);
+    FUZZ_CHECK(va.u.t.narr + va.u.t.nhash == vb.u.t.narr + vb.u.t.nhash);
+    mtmsg_membuf_free(&a);
+    mtmsg_membuf_free(&b);
+    lua_settop(LS, 0);
+    return 0;
+}
+
 /* At exit: closing the state frees all it holds, so LeakSanitizer sees real leaks only. */
 static void close_state(void) { lua_close(L); }
 
@@ -253,6 +329,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         lua_settop(L, 0);
         lua_pushcfunction(L, lua_leg);
         lua_pushlightuserdata(L, &leg);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+            const char *msg = lua_tostring(L, -1);
+            FUZZ_CHECK(msg && strstr(msg, "not enough memory"));
+        }
+        lua_settop(L, 0);
+    }
+    if (luaok && nvals > 0) {                   /* the same values inside tables */
+        TableLeg tl;
+        tl.vals = vals; tl.n = nvals; tl.shape = data; tl.nshape = size;
+        lua_settop(L, 0);
+        lua_pushcfunction(L, table_leg);
+        lua_pushlightuserdata(L, &tl);
         if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
             const char *msg = lua_tostring(L, -1);
             FUZZ_CHECK(msg && strstr(msg, "not enough memory"));

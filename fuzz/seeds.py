@@ -10,6 +10,7 @@ import struct
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
 T_NIL, T_BOOL, T_BYTE, T_INT, T_FLOAT, T_STR8, T_STR, T_LUDATA, T_CFUNC, T_NEGZERO = range(10)
+T_TABLE8, T_TABLE = 0x0A, 0x0B
 T_ARRAY = 0xCA
 
 
@@ -42,6 +43,23 @@ def el_array(t, size, data):
     return bytes([T_ARRAY, t, size]) + size_t(count) + data
 
 
+def el_table(values, pairs, long=False):
+    """values: encoded array elements; pairs: (key, value) encoded elements."""
+    na, nh = len(values), len(pairs)
+    if na <= 255 and nh <= 255 and not long:
+        head = bytes([T_TABLE8, na, nh])
+    else:
+        head = bytes([T_TABLE]) + size_t(na) + size_t(nh)
+    return head + b"".join(values) + b"".join(k + v for k, v in pairs)
+
+
+def nested(depth):
+    t = el_table([], [])
+    for _ in range(depth - 1):
+        t = el_table([t], [])
+    return t
+
+
 NIL = bytes([T_NIL])
 FALSE, TRUE = bytes([T_BOOL, 0]), bytes([T_BOOL, 1])
 LUDATA = bytes([T_LUDATA]) + struct.pack("<Q", 0x1234)
@@ -59,9 +77,18 @@ MESSAGES = {
     "ptrs": LUDATA + CFUNC,
     "arrays": el_array(1, 1, b"\x01\x02\x03") + el_array(9, 8, struct.pack("<2d", 1.5, -2)) + el_array(5, 4, b""),
     "mixed": NIL + el_int(42) + el_str(b"m") + TRUE + el_float(3.25),
+    "table-record": el_table([], [(el_str(b"id"), el_int(1)), (el_str(b"name"), el_str(b"x")),
+                                  (el_str(b"tags"), el_table([el_str(b"a"), el_str(b"b")], [])),
+                                  (el_str(b"pos"), el_table([], [(el_str(b"x"), el_float(1.5)),
+                                                                 (el_str(b"y"), el_int(2))]))]),
+    "table-mixed": el_table([el_int(7), el_str(b""), TRUE], [(TRUE, FALSE), (el_float(2.5), el_str(b"f")),
+                                                    (el_table([], []), el_table([el_int(1)], [])),
+                                                    (el_int(-5), el_array(1, 1, b"\x01"))]) + el_int(9),
+    "table-long": el_table([el_int(i % 256) for i in range(300)], []),
+    "table-depth-100": nested(100),
 }
 MALFORMED = {
-    "bad-tag": b"\x0b",
+    "bad-tag": b"\x0c",
     "short-str": bytes([T_STR8, 5]) + b"ab",
     "long-str-len": bytes([T_STR]) + size_t(2**64 - 1),
     "str-not-canonical": bytes([T_STR]) + size_t(3) + b"abc",
@@ -70,6 +97,15 @@ MALFORMED = {
     "float-cut": bytes([T_FLOAT, 0, 0]),
     "array-overflow": bytes([T_ARRAY, 1, 255]) + size_t(2**64 - 1),
     "array-zero-size": bytes([T_ARRAY, 1, 0]) + size_t(5),
+    "table-depth-101": nested(101),
+    "table-huge-count": bytes([T_TABLE]) + size_t(2**62) + size_t(0) + el_int(1),
+    "table-long-not-canonical": el_table([el_int(1)], [], long=True),
+    "table-nil-key": el_table([], [(NIL, el_int(1))]),
+    "table-nil-value": el_table([NIL], []),
+    "table-nan-key": el_table([], [(el_float(float("nan")), el_int(1))]),
+    "table-array-key": el_table([el_int(5)], [(el_int(1), el_int(1))]),
+    "table-float-array-key": el_table([el_int(5)], [(el_float(1.0), el_int(1))]),
+    "table-cut": el_table([el_int(1), el_int(2)], [])[:-1],
 }
 
 

@@ -57,7 +57,9 @@ typedef enum sender_capi_value_type {
     SENDER_CAPI_TYPE_LIGHTUSERDATA,     /* ptrVal */
     SENDER_CAPI_TYPE_CFUNCTION,         /* funcVal */
     SENDER_CAPI_TYPE_STRING,            /* strVal */
-    SENDER_CAPI_TYPE_ARRAY              /* arrayVal */
+    SENDER_CAPI_TYPE_ARRAY,             /* arrayVal */
+    SENDER_CAPI_TYPE_TABLE              /* mtmsg extension: a Lua table element, skipped whole;
+                                           no member is set (see docs/CAPI.md) */
 } sender_capi_value_type;
 
 /* The members after `type` share one anonymous union (C11; a GNU extension before). */

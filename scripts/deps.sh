@@ -2,7 +2,8 @@
 # Installs the Debian packages that building and testing mtmsg need, when missing.
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 PKGS="gcc libc6-dev make lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev liblua5.3-dev \
-liblua5.4-dev libluajit-5.1-dev lua-busted luarocks lua-luv lua-cqueues lua-socket lua-copas lua-posix"
+liblua5.4-dev libluajit-5.1-dev lua-busted luarocks lua-luv lua-cqueues lua-socket lua-copas lua-posix \
+lua-cjson lua-messagepack"
 [ -n "$MTMSG_EXTRA_PKGS" ] && PKGS="$PKGS $MTMSG_EXTRA_PKGS"
 missing=""
 for p in $PKGS; do

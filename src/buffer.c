@@ -1101,8 +1101,9 @@ static int eos_newindex(lua_State *L) {
     return luaL_error(L, "mtmsg.EOS is read-only");
 }
 
-/* module.EOS: one empty, read-only table per lua_State (tables cannot be sent, so no
- * message can be mistaken for it). Module table at -2. */
+/* module.EOS: one empty, read-only table per lua_State. A received table is always a
+ * fresh one, and EOS itself has a metatable, so it cannot be sent: no message value is
+ * ever the same value as EOS. Module table at -2. */
 static void flow_open(lua_State *L) {
     lua_getfield(L, LUA_REGISTRYINDEX, MTMSG_EOS_KEY);
     if (lua_isnil(L, -1)) {

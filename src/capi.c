@@ -461,6 +461,9 @@ static void s_nextValue(sender_reader *r, sender_capi_value *out) {
         out->arrayVal.elementCount = v.u.a.count;
         out->arrayVal.data = v.u.a.data;
         break;
+    case VAL_TABLE:                 /* not representable: skipped whole, no member set */
+        out->type = SENDER_CAPI_TYPE_TABLE;
+        break;
     default:
         out->type = SENDER_CAPI_TYPE_NONE;
         break;

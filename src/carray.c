@@ -154,6 +154,8 @@ int mtmsg_carray_neednew(const CarrayReuse *reuse, const char *p, size_t len, si
     while (max < 0 || n < max) {
         if (mtmsg_codec_next(p, len, &pos, &v) <= 0) break;
         n++;
+        /* arrays inside tables always become new carrays */
+        if (v.type == VAL_TABLE && mtmsg_codec_tablehasarray(&v)) return 1;
         if (v.type != VAL_ARRAY) continue;
         /* walk the reuse list as mtmsg_carray_push will: mismatches are consumed */
         for (;;) {

@@ -23,6 +23,10 @@ enum {
     TAG_LUDATA = 0x07,    /* native void*                                1 + sizeof(void*) */
     TAG_CFUNC = 0x08,     /* native lua_CFunction                        1 + sizeof(lua_CFunction) */
     TAG_NEGZERO = 0x09,   /* -0.0 on Lua without integers, then a 0 byte 2 bytes */
+    TAG_TABLE8 = 0x0A,    /* narr byte, nhash byte (both <= 255)         3 bytes + contents */
+    TAG_TABLE = 0x0B,     /* narr, nhash as native size_t (one > 255)    1 + 2 * sizeof(size_t) + contents */
+                          /* contents: narr values (keys 1..narr), then nhash key/value pairs,
+                             each an element (nested tables inline) */
     TAG_ARRAY = 0xCA      /* type byte, element size byte (1..255 or 0 for no elements),
                              native size_t count, size*count bytes       3 + sizeof(size_t) + size*count */
 };
@@ -39,6 +43,14 @@ enum {
 #define MTMSG_SIZE_STR8    ((size_t)2)                  /* plus the bytes */
 #define MTMSG_SIZE_STR     (1 + sizeof(size_t))         /* plus the bytes */
 #define MTMSG_SIZE_ARRAY   (3 + sizeof(size_t))         /* plus the elements */
+#define MTMSG_SIZE_TABLE8  ((size_t)3)                  /* plus the contents */
+#define MTMSG_SIZE_TABLE   (1 + 2 * sizeof(size_t))     /* plus the contents */
+#define MTMSG_TABLE8_MAX   255                          /* counts of the short table header */
+/* Tables nest at most this deep (a table element is depth 1); deeper is an argument
+ * error on encoding and malformed on decoding. Bounds the C recursion of both. */
+#if !defined(MTMSG_TABLE_DEPTH)
+#define MTMSG_TABLE_DEPTH  100
+#endif
 #define MTMSG_STR8_MAX     255
 #define MTMSG_BYTE_MAX     255
 #define MTMSG_ELEMSIZE_MAX 255                          /* array element sizes that fit */
@@ -55,7 +67,8 @@ static inline size_t mtmsg_codec_strsize(size_t len) {
 
 /* Value kinds; the numbers equal the Sender C API value codes. */
 typedef enum MsgValType {
-    VAL_NONE = 0, VAL_NIL, VAL_BOOL, VAL_INT, VAL_FLOAT, VAL_LUDATA, VAL_CFUNC, VAL_STR, VAL_ARRAY
+    VAL_NONE = 0, VAL_NIL, VAL_BOOL, VAL_INT, VAL_FLOAT, VAL_LUDATA, VAL_CFUNC, VAL_STR, VAL_ARRAY,
+    VAL_TABLE
 } MsgValType;
 
 typedef struct MsgValue {
@@ -68,6 +81,8 @@ typedef struct MsgValue {
         lua_CFunction f;
         struct { const char *ptr; size_t len; } s;
         struct { int type; size_t elemsize; size_t count; const char *data; } a;
+        /* a table: its counts and its contents (data[0..len), already validated) */
+        struct { size_t narr; size_t nhash; const char *data; size_t len; } t;
     } u;
 } MsgValue;
 
@@ -86,13 +101,19 @@ MsgStatus mtmsg_codec_putarray(MemBuf *mb, int type, size_t elemsize, size_t cou
 
 /* Parses the element at p[*pos] (of len bytes) into *v and advances *pos.
  * Returns 1, 0 at the end, -1 for malformed bytes (bounds always checked; only the
- * one encoding the put functions write is accepted for each value). */
+ * one encoding the put functions write is accepted for each value). A table element
+ * is walked and validated whole (nesting, key rules) and skipped: VAL_TABLE. */
 int mtmsg_codec_next(const char *p, size_t len, size_t *pos, MsgValue *v);
+/* Whether the (validated) contents of a table value hold an array element anywhere. */
+int mtmsg_codec_tablehasarray(const MsgValue *v);
 
 struct CarrayReuse;
 /* Appends the Lua values at stack indices first..last as elements of one message.
- * MSG_BADARG: *badarg is the offending index and *badmsg the argument error text;
- * nothing is appended then. Other failures as for the put functions. */
+ * Tables are copied by value (see "Tables in messages" in docs/REFERENCE.md); no Lua
+ * code runs and nothing raises before the result is known. MSG_BADARG: *badarg is the
+ * offending index and *badmsg the argument error text (for a problem inside a table,
+ * a string pushed on the stack: the only thing left there, and pushing it may raise a
+ * memory error); nothing is appended then. Other failures as for the put functions. */
 MsgStatus mtmsg_codec_encode(lua_State *L, int first, int last, MemBuf *out,
                              int *badarg, const char **badmsg);
 /* Pushes up to `max` values (max < 0: all) decoded from p[*pos..len), advancing *pos.

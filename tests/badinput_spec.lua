@@ -80,7 +80,8 @@ end
 local function element(v)                        -- a message element
     local k = kind(v)
     if k == "nil" or k == "boolean" or k == "string" or k == "cfunction" or k == "carray"
-       or k == "integer" or k == "fraction" or k == "nan" or k == "inf" or k == "huge" then
+       or k == "integer" or k == "fraction" or k == "nan" or k == "inf" or k == "huge"
+       or k == "table" then                      -- plain tables: see tables_spec.lua
         return "ok"
     end
     return "argerr"

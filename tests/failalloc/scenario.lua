@@ -1,6 +1,7 @@
 -- Allocation-failure scenario (docs/RELIABILITY.md, run by scripts/failalloc.sh).
 -- One pass touches every object and method that allocates: buffers (named, fixed,
--- growing), listeners, writers, readers, lookups, registry growth, big messages, carrays.
+-- growing), listeners, writers, readers, lookups, registry growth, big messages, carrays,
+-- tables.
 -- Every step is one API call checked against a model of all queues.
 --
 --   scenario.lua module N   mtmsg's allocation number N (and every later one, until the
@@ -69,11 +70,20 @@ local function lpop()
     if #Q[name] > 0 then LREADY[#LREADY + 1] = name end
     return m
 end
+local DEEP = setmetatable({}, {__mode = "k"})     -- tables sent as tables (not carrays)
+local function deepsame(a, b)
+    if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+    for k, v in pairs(b) do if not deepsame(a[k], v) then return false end end
+    for k in pairs(a) do if b[k] == nil then return false end end
+    return true
+end
 local function same(got, want, what)
     assert(got.n == want.n, what .. ": " .. got.n .. " values, expected " .. want.n)
     for i = 1, want.n do
         local a, b = got[i], want[i]
-        if type(b) == "table" then            -- a carray: compare contents
+        if DEEP[b] then
+            assert(type(a) == "table" and a ~= b and deepsame(a, b), what .. ": table value " .. i)
+        elseif type(b) == "table" then            -- a carray: compare contents
             assert(mtmsg.type(a) == "carray", what .. ": value " .. i .. " is not a carray")
             assert(a:len() == #b, what .. ": carray length")
             for j = 1, #b do assert(a:get(j) == b[j], what .. ": carray element " .. j) end
@@ -180,6 +190,20 @@ if carray then
     end)
     take("b1")
 end
+do                                      -- tables: nested, a wide map, a long array
+    local wide, long = {}, {}
+    for i = 1, 300 do wide["k" .. i] = i; long[i] = i * 1.5 end
+    local t = {id = 1, name = "x", tags = {"a", "b"}, pos = {x = 1.5, y = 2}, wide = wide, long = long}
+    DEEP[t] = true
+    put("b1", "addmsg", "rec", t)
+    take("b1")
+    put("lb1", "addmsg", t)
+    step("w:add(table)", function() return S.w.add, S.w, t, 7 end, function() end)
+    step("w:addmsg(table)", function() return S.w.addmsg, S.w, S.b1 end, function(r)
+        assert(r[1] == true); push("b1", pack(t, 7))
+    end)
+    take("b1")
+end
 put("lb1", "setmsg", "only")
 step("lb2:clear", function() return S.lb2.clear, S.lb2 end, function(r)
     assert(r[1] == true); Q.lb2 = {}
@@ -236,7 +260,8 @@ for i, s in ipairs(steps) do
                     local m = s.recv == "lst" and lpop() or pop(name)
                     local again = {}
                     for j = 1, m.n do
-                        again[j] = type(m[j]) == "table" and carray.new("double", m[j]) or m[j]
+                        again[j] = type(m[j]) == "table" and not DEEP[m[j]]
+                                   and carray.new("double", m[j]) or m[j]
                     end
                     assert(S[name]:addmsg(unpack(again, 1, m.n)) == true)
                     push(name, m)

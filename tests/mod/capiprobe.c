@@ -708,6 +708,7 @@ static void pushvalue(lua_State *L, const sender_capi_value *v) {
         lua_pushstring(L, "array");
         break;
     }
+    case SENDER_CAPI_TYPE_TABLE: lua_pushstring(L, "table"); break;   /* no member set */
     default: lua_pushstring(L, "none"); break;
     }
     lua_setfield(L, -2, "t");
