@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "capi.h"
@@ -580,13 +581,28 @@ int mtmsg_buffer_putraw(lua_State *L, BufferHandle *h, MemBuf *src, int clear) {
     return put_result(L, h->b, st, len, failsize);
 }
 
+/* The getters: the size_t or int field at offset `off` of self's buffer, read under
+ * its mutex. */
+static size_t locked_size(lua_State *L, size_t off) {
+    MsgBuffer *b = mtmsg_buffer_check(L, 1)->b;
+    size_t v;
+    mtmsg_mutex_lock(b->mutex);
+    v = *(const size_t *)(const void *)((const char *)b + off);
+    mtmsg_mutex_unlock(b->mutex);
+    return v;
+}
+
+static int locked_flag(lua_State *L, size_t off) {
+    MsgBuffer *b = mtmsg_buffer_check(L, 1)->b;
+    int v;
+    mtmsg_mutex_lock(b->mutex);
+    v = *(const int *)(const void *)((const char *)b + off);
+    mtmsg_mutex_unlock(b->mutex);
+    return v;
+}
+
 static int buffer_msgcnt(lua_State *L) {
-    BufferHandle *h = mtmsg_buffer_check(L, 1);
-    size_t n;
-    mtmsg_mutex_lock(h->b->mutex);
-    n = h->b->msgcnt;
-    mtmsg_mutex_unlock(h->b->mutex);
-    mtmsg_pushinteger(L, (lua_Integer)n);
+    mtmsg_pushinteger(L, (lua_Integer)locked_size(L, offsetof(MsgBuffer, msgcnt)));
     return 1;
 }
 
@@ -772,12 +788,7 @@ static int buffer_abort(lua_State *L) {
 }
 
 static int buffer_isabort(lua_State *L) {
-    BufferHandle *h = mtmsg_buffer_check(L, 1);
-    int f;
-    mtmsg_mutex_lock(h->b->mutex);
-    f = h->b->aborted;
-    mtmsg_mutex_unlock(h->b->mutex);
-    lua_pushboolean(L, f);
+    lua_pushboolean(L, locked_flag(L, offsetof(MsgBuffer, aborted)));
     return 1;
 }
 
@@ -917,11 +928,7 @@ static int buffer_setlimit(lua_State *L) {
 
 /* buffer:limit(): the message count limit, or nil. */
 static int buffer_limit(lua_State *L) {
-    BufferHandle *h = mtmsg_buffer_check(L, 1);
-    size_t lim;
-    mtmsg_mutex_lock(h->b->mutex);
-    lim = h->b->limit;
-    mtmsg_mutex_unlock(h->b->mutex);
+    size_t lim = locked_size(L, offsetof(MsgBuffer, limit));
     if (!lim) return 0;
     mtmsg_pushinteger(L, (lua_Integer)lim);
     return 1;
@@ -987,22 +994,12 @@ static int buffer_finish(lua_State *L) {
 
 /* buffer:waitingsenders(): how many senders wait for room in waitaddmsg. */
 static int buffer_waitingsenders(lua_State *L) {
-    BufferHandle *h = mtmsg_buffer_check(L, 1);
-    size_t n;
-    mtmsg_mutex_lock(h->b->mutex);
-    n = h->b->nsw;
-    mtmsg_mutex_unlock(h->b->mutex);
-    mtmsg_pushinteger(L, (lua_Integer)n);
+    mtmsg_pushinteger(L, (lua_Integer)locked_size(L, offsetof(MsgBuffer, nsw)));
     return 1;
 }
 
 static int buffer_isfinished(lua_State *L) {
-    BufferHandle *h = mtmsg_buffer_check(L, 1);
-    int f;
-    mtmsg_mutex_lock(h->b->mutex);
-    f = h->b->ended;
-    mtmsg_mutex_unlock(h->b->mutex);
-    lua_pushboolean(L, f);
+    lua_pushboolean(L, locked_flag(L, offsetof(MsgBuffer, ended)));
     return 1;
 }
 
