@@ -380,14 +380,25 @@ end
 
 withpkg("luv", function(uv)
     -- Handles closed but not yet through the loop would be finished at lua_close, after
-    -- their Lua side is gone (a crash in luv): each test ends with a loop run.
-    after_each(function() uv.run() end)
+    -- their Lua side is gone (a crash in luv): each test ends with a loop run. A test that
+    -- failed may have left handles active, which would keep uv.run() from returning:
+    -- close them all first.
+    after_each(function()
+        uv.walk(function(h) if not h:is_closing() then h:close() end end)
+        uv.run()
+    end)
 
-    -- Runs the loop until done() or the hang timer fires; returns whether done.
-    local function run(done)
+    -- Runs the loop until done() or until progress() (a count) has not moved for T
+    -- seconds (so a slow machine, valgrind or TSan is no failure, a stuck loop is);
+    -- returns whether done.
+    local function run(done, progress)
         local hang = uv.new_timer()
-        local hung = false
-        hang:start(T * 1000, 0, function() hung = true; uv.stop() end)
+        local hung, seen = false, progress()
+        hang:start(T * 1000, T * 1000, function()
+            local now = progress()
+            if now == seen then hung = true; uv.stop() end
+            seen = now
+        end)
         while not done() and not hung do uv.run("once") end
         hang:close()
         uv.run("nowait")                            -- let the close callbacks run
@@ -401,7 +412,8 @@ withpkg("luv", function(uv)
             drain(o, msgs)
         end)
         for t = 1, #sinks do ts[t] = thread.start(producer, sinks[t]:id(), t, N) end
-        assert(run(function() return #msgs == #sinks * N end), "luv loop hung")
+        assert(run(function() return #msgs == #sinks * N end, function() return #msgs end),
+               "luv loop hung: no message for " .. T .. " s")
         p:stop(); p:close()
         for t = 1, #sinks do assert(ts[t]:join(T)) end
         checkorder(msgs, #sinks, N)
@@ -425,7 +437,7 @@ withpkg("luv", function(uv)
             if not ok then err = e; p:stop() end
         end)
         local t = thread.start(closer, b:id(), "buffer")
-        assert(run(function() return err ~= nil end), "not woken by close")
+        assert(run(function() return err ~= nil end, function() return 0 end), "not woken by close")
         p:close()
         assert(t:join(T))
         assert(err:find("^mtmsg%.error%.object_closed"), err)
