@@ -394,6 +394,9 @@ withpkg("luv", function(uv)
     local function run(done, progress)
         local hang = uv.new_timer()
         local hung, seen = false, progress()
+        -- libuv's loop time is cached from its last iteration, which may be long ago (the
+        -- specs before this one): without an update the timer is due at once.
+        uv.update_time()
         hang:start(T * 1000, T * 1000, function()
             local now = progress()
             if now == seen then hung = true; uv.stop() end
