@@ -14,7 +14,7 @@
 static const char *const kind_names[ERR_COUNT] = {
     "ambiguous_name", "message_size", "no_buffers", "has_notifier",
     "object_closed", "operation_aborted", "out_of_memory", "unknown_object",
-    "stream_ended"
+    "stream_ended", "wakeup_unavailable"
 };
 
 void mtmsg_error_pushtable(lua_State *L) {

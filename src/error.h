@@ -18,6 +18,7 @@ typedef enum MsgErrKind {
     ERR_OUT_OF_MEMORY,
     ERR_UNKNOWN_OBJECT,
     ERR_STREAM_ENDED,       /* extension: add to a finished buffer */
+    ERR_WAKEUP_UNAVAILABLE, /* extension: getfd cannot make a descriptor */
     ERR_COUNT
 } MsgErrKind;
 

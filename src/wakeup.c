@@ -17,14 +17,11 @@ int mtmsg_wakeup_pushfd(lua_State *L, const WakeOwner *o) {
     if (fd < 0) {
         if (closed) return mtmsg_error_status(L, MSG_CLOSED, o->obj, NULL, NULL, 0);
         rc = mtmsg_wake_open(&mine);
-        if (rc != MTMSG_WAKE_OK) {              /* a plain string, as mtmsg's errors */
-            lua_pushstring(L, rc == MTMSG_WAKE_UNSUPPORTED
-                ? "mtmsg: wake-up handles (getfd) are not supported on this platform"
-                : rc == MTMSG_WAKE_NOFILES
-                ? "mtmsg: cannot create a wake-up handle (getfd): too many open files"
-                : "mtmsg: cannot create a wake-up handle (getfd)");
-            return lua_error(L);
-        }
+        if (rc != MTMSG_WAKE_OK)
+            return mtmsg_error_raise(L, ERR_WAKEUP_UNAVAILABLE, "%s",
+                rc == MTMSG_WAKE_UNSUPPORTED ? "not supported on this platform"
+                : rc == MTMSG_WAKE_NOFILES ? "too many open files"
+                : "cannot create a descriptor");
         mtmsg_mutex_lock(o->mutex);
         closed = o->state(o->self);
         if (o->wake->open) {
