@@ -20,6 +20,7 @@ build_host "$B" "$SAN"
 # The specs that start threads (testthread or native threads of the C API probe).
 SPECS=${TSAN_SPECS:-$(grep -lE 'testthread|H\.thread|capiprobe' tests/*_spec.lua | tr '\n' ' ')}
 export SPECS
+export MTMSG_CHAIN_N=${MTMSG_CHAIN_N:-200000}   # the notifier chain test, shorter under TSan
 # halt_on_error=0: report every race, the exit code fails the run (checked below too).
 export TSAN_OPTIONS="halt_on_error=0:exitcode=66:allocator_may_return_null=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
 

@@ -15,6 +15,7 @@ rm -rf "$B"
 make --no-print-directory -s LUA=$MTMSG_LUAV testmods || { echo "valgrind: FAIL (build)"; exit 1; }
 
 export MTMSG_STRESS_MESSAGES=${MTMSG_STRESS_MESSAGES:-500}
+export MTMSG_CHAIN_N=${MTMSG_CHAIN_N:-200000}   # the notifier chain test, shorter under valgrind
 # --keep-debuginfo: Lua dlcloses the modules when the state closes, before the leak check
 export MTMSG_RUNNER="valgrind -q --tool=memcheck --error-exitcode=99 --leak-check=full \
 --show-leak-kinds=definite --errors-for-leak-kinds=definite --keep-debuginfo=yes \

@@ -279,7 +279,7 @@ static int walktable(const char *p, size_t len, size_t *pos, size_t narr, size_t
         if (nextscalar(p, len, &i, &v) != 1 || v.type == VAL_NIL) return -1;   /* no nil inside */
         if (k >= lv[d].narr && ((k - lv[d].narr) & 1) == 0) {           /* a key */
             if (v.type == VAL_NIL) return -1;
-            if (v.type == VAL_INT && v.u.i >= 1 && (size_t)v.u.i <= lv[d].narr) return -1;
+            if (v.type == VAL_INT && v.u.i >= 1 && (unsigned long long)v.u.i <= (unsigned long long)lv[d].narr) return -1;
             if (v.type == VAL_FLOAT) {
                 lua_Number x = v.u.n;
                 if (x != x) return -1;
@@ -659,7 +659,7 @@ static int pushtable(lua_State *L, const char *p, size_t len, size_t *pos, int d
 /* Whether a scalar key breaks the rules of walktable (the same checks, for decoding). */
 static int badkey(const MsgValue *v, size_t narr) {
     if (v->type == VAL_NIL) return 1;
-    if (v->type == VAL_INT) return v->u.i >= 1 && (size_t)v->u.i <= narr;
+    if (v->type == VAL_INT) return v->u.i >= 1 && (unsigned long long)v->u.i <= (unsigned long long)narr;
     if (v->type == VAL_FLOAT) {
         lua_Number x = v->u.n;
         return x != x || (x >= 1 && x <= (lua_Number)narr && x == floor(x));

@@ -9,7 +9,9 @@
 --   lua-posix: Debian builds 5.1, 5.2, 5.3 (and so LuaJIT), not 5.4.
 -- On a version where Debian has no build of a package, its block defines no tests at all
 -- (nothing is counted as passed for it). Where Debian has one but it does not load on a
--- Debian system, a single failing test says so (scripts/deps.sh installs them).
+-- Debian system, a single failing test says so (scripts/deps.sh installs them), except
+-- where MTMSG_NO_LOOP_PKGS=1 says that this interpreter cannot load the system's builds
+-- (the i386 port check runs an i386 Lua on an amd64 system: see scripts/ports.sh).
 -- On Windows, where getfd is not supported, only that error is tested.
 --
 -- Thread bodies are dumped into a fresh state (see threads_spec.lua): they use only their
@@ -372,7 +374,7 @@ local function withpkg(name, body)
             after_each(function() mtmsg.abort(false) end)
             body(mod)
         end)
-    elseif DEBIAN and DEBIAN_BUILDS[name][VERSION] then
+    elseif DEBIAN and DEBIAN_BUILDS[name][VERSION] and os.getenv("MTMSG_NO_LOOP_PKGS") ~= "1" then
         it("package " .. name .. " loads (scripts/deps.sh installs it)", function()
             error("require '" .. name .. "' failed: " .. tostring(mod))
         end)
