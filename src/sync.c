@@ -9,6 +9,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* ===== Whether to spin at all =====
+ * Spinning pays only with a second CPU; the environment variable MTMSG_NOSPIN (set and
+ * not "0", read once per process) turns every spin off: the lock spin, the take-loop
+ * spin and the waiting sender's spin (for comparisons, and for machines where every
+ * CPU is busy anyway). spin_ncpu is 0 until known, then the CPU count, or 1 when
+ * spinning is off. */
+static MtAtomic spin_ncpu;
+
+static size_t spin_cpus(void) {
+    size_t n = mtmsg_atomic_load(&spin_ncpu);
+    if (n == 0) {                   /* racy first use: every thread computes the same */
+        const char *e = getenv("MTMSG_NOSPIN");
+        n = (e && *e && !(e[0] == '0' && e[1] == '\0')) ? 1 : (size_t)mtmsg_sync_ncpu();
+        if (n == 0) n = 1;
+        mtmsg_atomic_store(&spin_ncpu, n);
+    }
+    return n;
+}
+
 void mtmsg_sync_abort(int rc, const char *file, int line) {
     fprintf(stderr, "mtmsg: fatal: sync primitive failed (rc=%d) at %s:%d\n", rc, file, line);
     abort();
@@ -21,6 +40,10 @@ void mtmsg_sync_abort(int rc, const char *file, int line) {
 #define LOCK_SPINS 64
 void mtmsg_mutex_lock(MtMutex *m) {
     int k;
+    if (spin_cpus() < 2) {
+        mtmsg_mutex_lockwait(m);
+        return;
+    }
     for (k = 0; k < LOCK_SPINS; k++) {
         if (mtmsg_mutex_trylock(m)) return;
         mtmsg_cpu_relax();
@@ -43,7 +66,6 @@ int mtmsg_mutex_acquire(MtMutex *m, int nonblock) {
 
 #define SPIN_MIN_NS 1000u
 #define SPIN_PURE_NS 2000u
-static MtAtomic spin_ncpu;          /* 0 until known */
 #if !defined(MTMSG_SPIN_MAX_NS)
 #define MTMSG_SPIN_MAX_NS 50000u    /* longest spin before a condition wait */
 #endif
@@ -55,11 +77,7 @@ void mtmsg_spin_init(MtSpin *s) { s->budget_ns = MTMSG_SPIN_INIT_NS; }
 int mtmsg_spin(const MtSpin *s, const MtAtomic *seq, size_t seen, double max_s,
                unsigned long long *t0) {
     unsigned long long limit = s->budget_ns;
-    size_t n = mtmsg_atomic_load(&spin_ncpu);
-    if (n == 0) {                   /* racy first use: every thread computes the same */
-        n = (size_t)mtmsg_sync_ncpu();
-        mtmsg_atomic_store(&spin_ncpu, n);
-    }
+    size_t n = spin_cpus();
     *t0 = mtmsg_clock_ns();
     if (n < 2) return 0;
     if (limit > spin_max_ns)

@@ -304,7 +304,8 @@ void mtmsg_spin_init(MtSpin *s);
 
 /* Waits, without a lock and without sleeping, until *seq differs from `seen`, for at
  * most the budget in *s (and at most max_s seconds when max_s >= 0); *t0 gets the
- * start time. Returns 1 if *seq changed. Never spins on a single CPU. */
+ * start time. Returns 1 if *seq changed. Never spins on a single CPU or with the
+ * environment variable MTMSG_NOSPIN set (sync.c). */
 int mtmsg_spin(const MtSpin *s, const MtAtomic *seq, size_t seen, double max_s,
                unsigned long long *t0);
 /* After a take that spun (from t0 on): adapts the budget to the time it waited. */
