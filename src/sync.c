@@ -28,6 +28,26 @@ static size_t spin_cpus(void) {
     return n;
 }
 
+/* ===== Oversubscription: at most ncpu - 1 spinners =====
+ * A spinner helps only while the thread it waits for runs on another CPU. Threads that
+ * spin right now (in a lock spin, a take-loop spin or a waiting sender's spin) are
+ * counted; when ncpu - 1 of them spin already, the next one blocks at once instead,
+ * so that at least one CPU is left to a thread that does work. With more threads than
+ * CPUs this keeps the spinning from eating the time of the threads waited for; with
+ * few threads (the usual producer/consumer pairs) nothing changes. One load when the
+ * limit is reached, an increment and a decrement around each spin otherwise. */
+static MtAtomic spinners;
+
+static int spin_enter(void) {
+    size_t n = spin_cpus();
+    if (n < 2 || mtmsg_atomic_load(&spinners) >= n - 1) return 0;
+    if (mtmsg_atomic_inc(&spinners) <= n - 1) return 1;
+    mtmsg_atomic_dec(&spinners);            /* lost a race for the last place */
+    return 0;
+}
+
+static void spin_leave(void) { mtmsg_atomic_dec(&spinners); }
+
 void mtmsg_sync_abort(int rc, const char *file, int line) {
     fprintf(stderr, "mtmsg: fatal: sync primitive failed (rc=%d) at %s:%d\n", rc, file, line);
     abort();
@@ -36,17 +56,20 @@ void mtmsg_sync_abort(int rc, const char *file, int line) {
 /* Critical sections are short (a memcpy of one message): when the mutex is busy,
  * retry for about a microsecond before sleeping in the kernel, so that a producer
  * and a consumer do not put each other to sleep (and pay a futex wake-up) on
- * every collision. */
+ * every collision; unless spinning is off or enough threads spin already. */
 #define LOCK_SPINS 64
 void mtmsg_mutex_lock(MtMutex *m) {
     int k;
-    if (spin_cpus() < 2) {
-        mtmsg_mutex_lockwait(m);
-        return;
-    }
-    for (k = 0; k < LOCK_SPINS; k++) {
-        if (mtmsg_mutex_trylock(m)) return;
-        mtmsg_cpu_relax();
+    if (mtmsg_mutex_trylock(m)) return;
+    if (spin_enter()) {
+        for (k = 1; k < LOCK_SPINS; k++) {
+            mtmsg_cpu_relax();
+            if (mtmsg_mutex_trylock(m)) {
+                spin_leave();
+                return;
+            }
+        }
+        spin_leave();
     }
     mtmsg_mutex_lockwait(m);
 }
@@ -77,27 +100,29 @@ void mtmsg_spin_init(MtSpin *s) { s->budget_ns = MTMSG_SPIN_INIT_NS; }
 int mtmsg_spin(const MtSpin *s, const MtAtomic *seq, size_t seen, double max_s,
                unsigned long long *t0) {
     unsigned long long limit = s->budget_ns;
-    size_t n = spin_cpus();
+    int got = 0;
     *t0 = mtmsg_clock_ns();
-    if (n < 2) return 0;
     if (limit > spin_max_ns)
         limit = spin_max_ns;
     if (max_s >= 0 && max_s * 1e9 < (double)limit) limit = (unsigned long long)(max_s * 1e9);
-    while (limit > 0) {
+    if (limit == 0 || !spin_enter()) return 0;
+    for (;;) {
         int k;
         unsigned long long dt;
         for (k = 0; k < 16; k++) {
             /* acquire: what was published before the bump is visible after the lock */
-            if (mtmsg_atomic_load(seq) != seen) return 1;
+            if (mtmsg_atomic_load(seq) != seen) { got = 1; break; }
             mtmsg_cpu_relax();
         }
+        if (got) break;
         dt = mtmsg_clock_ns() - *t0;
         if (dt >= limit) break;
         /* after a short pure spin, give the CPU to whoever is runnable here (maybe
          * the thread we wait for, when there are more threads than free CPUs) */
         if (dt >= spin_pure_ns) mtmsg_sync_yield();
     }
-    return 0;
+    spin_leave();
+    return got;
 }
 
 void mtmsg_spin_learn(MtSpin *s, unsigned long long t0) {
