@@ -249,9 +249,9 @@ local LUA_EXE = (function()
     while arg and arg[k - 1] do k = k - 1 end
     return arg and arg[k] or "lua5.4"
 end)()
-local function fanin_nospin(n, nprod)
-    local cmd = ("MTMSG_NOSPIN=1 BENCH_CHILD=%d,%d %s %s"):format(n, nprod, LUA_EXE,
-                                                                    arg and arg[0] or "bench/bench.lua")
+local function fanin_child(n, nprod, env)
+    local cmd = ("%s BENCH_CHILD=%d,%d %s %s"):format(env, n, nprod, LUA_EXE,
+                                                      arg and arg[0] or "bench/bench.lua")
     local f = assert(io.popen(cmd, "r"))
     local out = f:read("a")
     f:close()
@@ -259,6 +259,14 @@ local function fanin_nospin(n, nprod)
     if not v then error("sweep child failed: " .. out) end
     v, cpu = tonumber(v), tonumber(cpu)
     return v, cpu, v * cpu / 1e6              -- cores: CPU per message * messages/s
+end
+
+local function fanin_nospin(n, nprod) return fanin_child(n, nprod, "MTMSG_NOSPIN=1") end
+-- BENCH_ALT_CPATH: another build of the module (e.g. the commit before a change), run in
+-- a child process as the sweep's "alt" rows, for before/after figures in one run.
+local ALT = os.getenv("BENCH_ALT_CPATH")
+local function fanin_alt(n, nprod)
+    return fanin_child(n, nprod, ("LUA_CPATH='%s' BENCH_ALT_CPATH="):format(ALT))
 end
 
 if os.getenv("BENCH_CHILD") then
@@ -354,6 +362,10 @@ for _, p in ipairs(SWEEP) do
     if NOSPIN_ROWS then
         table.insert(measures, { id = "SW", name = "nospin" .. sfx, unit = "msg/s",
                                  f = function() return fanin_nospin(NSW, p) end })
+    end
+    if ALT then
+        table.insert(measures, { id = "SW", name = "alt" .. sfx, unit = "msg/s",
+                                 f = function() return fanin_alt(NSW, p) end })
     end
     table.insert(measures, { id = "SW", name = "C" .. sfx, unit = "msg/s",
                              f = function() return fanin_c(NSW, p) end })
@@ -548,8 +560,9 @@ if byname["SW.mtmsg-P" .. (SWEEP[1] or 0)] then
              .. "messages in all; medians of %d runs; CPU µs/msg is process CPU time / messages "
              .. "(all threads). \"spin off\": the same with MTMSG_NOSPIN=1 (a child process)."):format(NSW, RUNS))
     add(md, "")
-    add(md, "| P | mtmsg msg/s | CPU µs/msg | spin off msg/s | CPU µs/msg | C msg/s | CPU µs/msg | mtmsg / C | CPU spin / spin off |")
-    add(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    local althead = ALT and " alt msg/s | CPU µs/msg |" or ""
+    add(md, "| P | mtmsg msg/s | CPU µs/msg | spin off msg/s | CPU µs/msg | C msg/s | CPU µs/msg | mtmsg / C | CPU spin / spin off |" .. althead)
+    add(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|" .. (ALT and "---:|---:|" or ""))
     print()
     print(("%-3s %10s %8s %10s %8s %10s %8s %8s %8s"):format("P", "mtmsg", "cpu-us", "spin-off", "cpu-us",
                                                          "C", "cpu-us", "mt/C", "cpu s/o"))
@@ -560,8 +573,11 @@ if byname["SW.mtmsg-P" .. (SWEEP[1] or 0)] then
         local cv, cc = cell(c)
         local rc = (m and c) and ("%.2f"):format(m.median / c.median) or "–"
         local rs = (m and o and m.cpu and o.cpu) and ("%.2f"):format(m.cpu / o.cpu) or "–"
-        add(md, ("| %d | %s | %s | %s | %s | %s | %s | %s | %s |"):format(p, mv, mc, ov, oc, cv, cc, rc, rs))
-        print(("%-3d %10s %8s %10s %8s %10s %8s %8s %8s"):format(p, mv, mc, ov, oc, cv, cc, rc, rs))
+        local av, ac = cell(byname["SW.alt-P" .. p])
+        local altcells = ALT and (" %s | %s |"):format(av, ac) or ""
+        add(md, ("| %d | %s | %s | %s | %s | %s | %s | %s | %s |%s"):format(p, mv, mc, ov, oc, cv, cc, rc, rs, altcells))
+        print(("%-3d %10s %8s %10s %8s %10s %8s %8s %8s%s"):format(p, mv, mc, ov, oc, cv, cc, rc, rs,
+              ALT and ("  alt %s %s"):format(av, ac) or ""))
     end
 end
 if idle.proc then
