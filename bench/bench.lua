@@ -242,8 +242,8 @@ end
 local function s4_mtmsg() return fanin_mtmsg(N4, NPROD) end
 local function s4_c() return fanin_c(N4, NPROD) end
 
--- The sweep with spinning off: the same in a child process started with MTMSG_NOSPIN=1
--- (the module reads it once), which prints its two figures.
+-- The sweep runs in child processes that print their two figures: as is, with spinning
+-- off (MTMSG_NOSPIN=1: the module reads it once), or with another build (below).
 local LUA_EXE = (function()
     local k = -1
     while arg and arg[k - 1] do k = k - 1 end
@@ -357,8 +357,10 @@ local measures = {
 for _, p in ipairs(SWEEP) do
     if p < 1 or p > 16 or NSW % p ~= 0 then error("BENCH_SWEEP: 1..16 producers dividing " .. NSW) end
     local sfx = "-P" .. p
+    -- every mtmsg row of the sweep in a fresh child process, so that the variants
+    -- (spin on, spin off, another build) start from the same state
     table.insert(measures, { id = "SW", name = "mtmsg" .. sfx, unit = "msg/s",
-                             f = function() return fanin_mtmsg(NSW, p) end })
+                             f = function() return fanin_child(NSW, p, "") end })
     if NOSPIN_ROWS then
         table.insert(measures, { id = "SW", name = "nospin" .. sfx, unit = "msg/s",
                                  f = function() return fanin_nospin(NSW, p) end })

@@ -28,20 +28,21 @@ static size_t spin_cpus(void) {
     return n;
 }
 
-/* ===== Oversubscription: at most ncpu - 1 spinners =====
+/* ===== Oversubscription: at most ncpu spinners =====
  * A spinner helps only while the thread it waits for runs on another CPU. Threads that
  * spin right now (in a lock spin, a take-loop spin or a waiting sender's spin) are
- * counted; when ncpu - 1 of them spin already, the next one blocks at once instead,
- * so that at least one CPU is left to a thread that does work. With more threads than
- * CPUs this keeps the spinning from eating the time of the threads waited for; with
- * few threads (the usual producer/consumer pairs) nothing changes. One load when the
- * limit is reached, an increment and a decrement around each spin otherwise. */
+ * counted; when ncpu of them spin already, the next one blocks at once instead. With
+ * more threads than CPUs this keeps spinners from piling up and eating the time of the
+ * threads they wait for; a pair of threads on two CPUs (producer/consumer, ping-pong,
+ * where both may spin for a moment at a hand-over) spins as before. (ncpu - 1 places
+ * would make one side of a ping-pong sleep at almost every hand-over.) One load when
+ * the places are taken, an increment and a decrement around each spin otherwise. */
 static MtAtomic spinners;
 
 static int spin_enter(void) {
     size_t n = spin_cpus();
-    if (n < 2 || mtmsg_atomic_load(&spinners) >= n - 1) return 0;
-    if (mtmsg_atomic_inc(&spinners) <= n - 1) return 1;
+    if (n < 2 || mtmsg_atomic_load(&spinners) >= n) return 0;
+    if (mtmsg_atomic_inc(&spinners) <= n) return 1;
     mtmsg_atomic_dec(&spinners);            /* lost a race for the last place */
     return 0;
 }

@@ -305,7 +305,7 @@ void mtmsg_spin_init(MtSpin *s);
 /* Waits, without a lock and without sleeping, until *seq differs from `seen`, for at
  * most the budget in *s (and at most max_s seconds when max_s >= 0); *t0 gets the
  * start time. Returns 1 if *seq changed. Never spins on a single CPU, with the
- * environment variable MTMSG_NOSPIN set, or while ncpu - 1 other threads spin (sync.c). */
+ * environment variable MTMSG_NOSPIN set, or while ncpu other threads spin (sync.c). */
 int mtmsg_spin(const MtSpin *s, const MtAtomic *seq, size_t seen, double max_s,
                unsigned long long *t0);
 /* After a take that spun (from t0 on): adapts the budget to the time it waited. */
