@@ -7,7 +7,9 @@
 --
 -- Environment: BENCH_RUNS (default 5), BENCH_SCALE (default 1; 0.1 for a smoke run),
 -- BENCH_OUT (directory of results.csv/results.md/plot.dat, default bench),
--- BENCH_ONLY (comma-separated scenario ids, e.g. "S1,S3"; ratios of the others are skipped).
+-- BENCH_ONLY (comma-separated scenario ids, e.g. "S1,S3" or "SW" for the producer sweep;
+-- ratios of the others are skipped), BENCH_SWEEP (the sweep's producer counts, default
+-- "1,2,4,8,15"), BENCH_NOSPIN_SWEEP (0: no spin-off rows in the sweep).
 local mtmsg = require "mtmsg"
 local thread = require "testthread"
 local cbase = require "cbase"
@@ -38,12 +40,19 @@ local WINDOW5 = tonumber(os.getenv("BENCH_S5_WINDOW")) or 64
 local ACK5 = 16
 local M6 = scaled(200000)           -- S6 lookups per measurement
 local NPROD = 4
+-- Producer sweep (SW): P producers, one listener buffer each -> one listener, NSW
+-- messages in all; each P also with spinning off (MTMSG_NOSPIN=1, in a child process).
+local NSW = scaled(1200000, 120)    -- divisible by 1..6, 8, 10, 12, 15
+local SWEEP = {}
+for w in (os.getenv("BENCH_SWEEP") or "1,2,4,8,15"):gmatch("%d+") do SWEEP[#SWEEP + 1] = tonumber(w) end
+local NOSPIN_ROWS = os.getenv("BENCH_NOSPIN_SWEEP") ~= "0"
 
 -- ===== Thread plumbing =====
 
 -- Starts one thread per spec {f, args...}; each thread's function gets (readyid, goid,
 -- args...) and must call ready_go(readyid, goid) before its timed work. Returns the
--- threads and the start time, taken when all are ready, right before they are let go.
+-- threads, the start time and the process CPU time, taken when all are ready, right
+-- before they are let go.
 local function launch(specs)
     local ready, go = mtmsg.newbuffer(), mtmsg.newbuffer()
     local ths = {}
@@ -53,9 +62,9 @@ local function launch(specs)
     for _ = 1, #specs do
         if ready:nextmsg(WAIT) == nil then error("a benchmark thread did not start") end
     end
-    local t0 = now()
+    local c0, t0 = cbase.proccpu(), now()
     for _ = 1, #specs do go:addmsg(true) end
-    return ths, t0
+    return ths, t0, c0
 end
 
 local function join(ths)
@@ -198,33 +207,74 @@ end
 
 local function s3_c() return cbase.s3(N3) / N3 * 1e6 end
 
--- S4: NPROD producers, one listener buffer each -> one listener; messages/s.
-local function s4_mtmsg()
-    local n = N4
+-- S4 and the sweep: nprod producers, one listener buffer each -> one listener, n
+-- messages in all; messages/s and process CPU microseconds per message (all threads,
+-- from the start signal to the last message taken).
+local function fanin_mtmsg(n, nprod)
     local l = mtmsg.newlistener()
     local specs, bufs, tagof, last = {}, {}, {}, {}
-    for p = 1, NPROD do
+    for p = 1, nprod do
         bufs[p] = l:newbuffer()
         tagof["hell" .. p] = p
         last[p] = 0
-        specs[p] = { producer, bufs[p]:id(), n // NPROD, "hell" .. p }
+        specs[p] = { producer, bufs[p]:id(), n // nprod, "hell" .. p }
     end
-    local ths, t0 = launch(specs)
+    local ths, t0, c0 = launch(specs)
     for _ = 1, n do
         local s, j, t = l:nextmsg()
         local p = tagof[s]
         if not p or t ~= true or j ~= last[p] + 1 then bad("S4", j, p and last[p] + 1) end
         last[p] = j
     end
-    local t1 = now()
+    local t1, c1 = now(), cbase.proccpu()
     join(ths)
-    for p = 1, NPROD do
-        if last[p] ~= n // NPROD then bad("S4 count", last[p], n // NPROD) end
+    for p = 1, nprod do
+        if last[p] ~= n // nprod then bad("S4 count", last[p], n // nprod) end
     end
-    return n / (t1 - t0)
+    return n / (t1 - t0), (c1 - c0) / n * 1e6
 end
 
-local function s4_c() return N4 / cbase.s4(N4, NPROD) end
+local function fanin_c(n, nprod)
+    local wall, cpu = cbase.s4(n, nprod)
+    return n / wall, cpu / n * 1e6
+end
+
+local function s4_mtmsg() return fanin_mtmsg(N4, NPROD) end
+local function s4_c() return fanin_c(N4, NPROD) end
+
+-- The sweep runs in child processes that print their two figures: as is, with spinning
+-- off (MTMSG_NOSPIN=1: the module reads it once), or with another build (below).
+local LUA_EXE = (function()
+    local k = -1
+    while arg and arg[k - 1] do k = k - 1 end
+    return arg and arg[k] or "lua5.4"
+end)()
+local function fanin_child(n, nprod, env)
+    local cmd = ("%s BENCH_CHILD=%d,%d %s %s"):format(env, n, nprod, LUA_EXE,
+                                                      arg and arg[0] or "bench/bench.lua")
+    local f = assert(io.popen(cmd, "r"))
+    local out = f:read("a")
+    f:close()
+    local v, cpu = out:match("^child (%S+) (%S+)")
+    if not v then error("sweep child failed: " .. out) end
+    v, cpu = tonumber(v), tonumber(cpu)
+    return v, cpu, v * cpu / 1e6              -- cores: CPU per message * messages/s
+end
+
+local function fanin_nospin(n, nprod) return fanin_child(n, nprod, "MTMSG_NOSPIN=1") end
+-- BENCH_ALT_CPATH: another build of the module (e.g. the commit before a change), run in
+-- a child process as the sweep's "alt" rows, for before/after figures in one run.
+local ALT = os.getenv("BENCH_ALT_CPATH")
+local function fanin_alt(n, nprod)
+    return fanin_child(n, nprod, ("LUA_CPATH='%s' BENCH_ALT_CPATH="):format(ALT))
+end
+
+if os.getenv("BENCH_CHILD") then
+    local n, nprod = os.getenv("BENCH_CHILD"):match("^(%d+),(%d+)$")
+    local v, cpu = fanin_mtmsg(tonumber(n), tonumber(nprod))
+    print(("child %.17g %.17g"):format(v, cpu))
+    os.exit(0)
+end
 
 -- S5: SIZE5-byte strings, producer -> consumer, with flow control (a bounded queue:
 -- unbounded, the run measures how fast the queue memory grows, not the transfer);
@@ -304,6 +354,24 @@ local measures = {
     { id = "S6", name = "luatable-100", unit = "us/lookup", f = function() return s6(100, true) end },
     { id = "S6", name = "luatable-100000", unit = "us/lookup", f = function() return s6(100000, true) end },
 }
+for _, p in ipairs(SWEEP) do
+    if p < 1 or p > 16 or NSW % p ~= 0 then error("BENCH_SWEEP: 1..16 producers dividing " .. NSW) end
+    local sfx = "-P" .. p
+    -- every mtmsg row of the sweep in a fresh child process, so that the variants
+    -- (spin on, spin off, another build) start from the same state
+    table.insert(measures, { id = "SW", name = "mtmsg" .. sfx, unit = "msg/s",
+                             f = function() return fanin_child(NSW, p, "") end })
+    if NOSPIN_ROWS then
+        table.insert(measures, { id = "SW", name = "nospin" .. sfx, unit = "msg/s",
+                                 f = function() return fanin_nospin(NSW, p) end })
+    end
+    if ALT then
+        table.insert(measures, { id = "SW", name = "alt" .. sfx, unit = "msg/s",
+                                 f = function() return fanin_alt(NSW, p) end })
+    end
+    table.insert(measures, { id = "SW", name = "C" .. sfx, unit = "msg/s",
+                             f = function() return fanin_c(NSW, p) end })
+end
 
 -- ratio = num / den; met when ratio `cmp` target.
 local ratios = {
@@ -357,7 +425,7 @@ end
 io.stdout:setvbuf("line")
 local todo = {}
 for _, m in ipairs(measures) do
-    if selected(m.id) then m.values, m.cores = {}, {}; todo[#todo + 1] = m end
+    if selected(m.id) then m.values, m.cores, m.cpus = {}, {}, {}; todo[#todo + 1] = m end
 end
 local tstart = now()
 print(("mtmsg bench: %d runs, scale %g, %s"):format(RUNS, SCALE, mtmsg._INFO))
@@ -374,10 +442,13 @@ for r = 1, RUNS do
         -- included): 2 threads that never wait show ~2; other load on the machine or
         -- sleeping in the kernel show as less.
         local c0, w0 = cbase.proccpu(), now()
-        local v = m.f()
+        -- cpu: CPU microseconds per message, where measured; cores: given by
+        -- measurements that run in a child process
+        local v, cpu, cores = m.f()
         local c1, w1 = cbase.proccpu(), now()
-        m.values[r], m.cores[r] = v, (c1 - c0) / (w1 - w0)
-        line[#line + 1] = ("%s %s %s"):format(m.id, m.name, fmtnum(v))
+        m.values[r], m.cores[r], m.cpus[r] = v, cores or (c1 - c0) / (w1 - w0), cpu
+        line[#line + 1] = ("%s %s %s%s"):format(m.id, m.name, fmtnum(v),
+                                                cpu and (" (%.2f cpu-us)"):format(cpu) or "")
     end
     print(("run %d/%d (%.0f s): %s"):format(r, RUNS, now() - tstart, table.concat(line, ", ")))
 end
@@ -417,26 +488,29 @@ end
 local byname = {}
 for _, m in ipairs(todo) do byname[m.id .. "." .. m.name] = m end
 
-local csv = { "kind,scenario,name,unit,median,min,max,target,verdict,values,cores" }
+local csv = { "kind,scenario,name,unit,median,min,max,target,verdict,values,cores,cpu_us_per_msg" }
 local md = {}
 local function add(t, s) t[#t + 1] = s end
 
-add(md, "| Scenario | Measurement | Unit | Median | Min | Max | Cores used |")
-add(md, "|---|---|---|---:|---:|---:|---:|")
+add(md, "| Scenario | Measurement | Unit | Median | Min | Max | Cores used | CPU µs/msg |")
+add(md, "|---|---|---|---:|---:|---:|---:|---:|")
 print()
-print(("%-4s %-20s %-14s %12s %12s %12s %6s"):format("", "measurement", "unit", "median", "min", "max", "cores"))
+print(("%-4s %-20s %-14s %12s %12s %12s %6s %10s"):format("", "measurement", "unit", "median", "min",
+                                                          "max", "cores", "cpu-us/msg"))
 for _, m in ipairs(todo) do
     local med, lo, hi = median(m.values), minmax(m.values)
     m.median = med
     local vals = {}
     for k, v in ipairs(m.values) do vals[k] = ("%.6g"):format(v) end
     local cores = median(m.cores)
-    add(csv, ("measure,%s,%s,%s,%.6g,%.6g,%.6g,,,%s,%.2f"):format(m.id, m.name, m.unit, med, lo, hi,
-                                                            table.concat(vals, ";"), cores))
-    add(md, ("| %s | %s | %s | %s | %s | %s | %.2f |"):format(m.id, m.name, m.unit, fmtnum(med),
-                                                          fmtnum(lo), fmtnum(hi), cores))
-    print(("%-4s %-20s %-14s %12s %12s %12s %6.2f"):format(m.id, m.name, m.unit, fmtnum(med),
-                                                         fmtnum(lo), fmtnum(hi), cores))
+    local cpu = #m.cpus == #m.values and median(m.cpus) or nil
+    m.cpu = cpu
+    add(csv, ("measure,%s,%s,%s,%.6g,%.6g,%.6g,,,%s,%.2f,%s"):format(m.id, m.name, m.unit, med, lo, hi,
+        table.concat(vals, ";"), cores, cpu and ("%.4f"):format(cpu) or ""))
+    add(md, ("| %s | %s | %s | %s | %s | %s | %.2f | %s |"):format(m.id, m.name, m.unit, fmtnum(med),
+        fmtnum(lo), fmtnum(hi), cores, cpu and ("%.2f"):format(cpu) or "–"))
+    print(("%-4s %-20s %-14s %12s %12s %12s %6.2f %10s"):format(m.id, m.name, m.unit, fmtnum(med),
+        fmtnum(lo), fmtnum(hi), cores, cpu and ("%.2f"):format(cpu) or "-"))
 end
 
 add(md, "")
@@ -476,6 +550,37 @@ for _, q in ipairs(ratios) do
                                                           q.target, q.cmp == "<=" and "<=" or ">="))
     end
     ::continue::
+end
+-- The producer sweep: one row per P.
+if byname["SW.mtmsg-P" .. (SWEEP[1] or 0)] then
+    local function cell(m)
+        if not m then return "–", "–" end
+        return fmtnum(m.median), m.cpu and ("%.2f"):format(m.cpu) or "–"
+    end
+    add(md, "")
+    add(md, ("Producer sweep (SW): P producers, one listener buffer each → one listener, %d "
+             .. "messages in all; medians of %d runs; CPU µs/msg is process CPU time / messages "
+             .. "(all threads). \"spin off\": the same with MTMSG_NOSPIN=1 (a child process)."):format(NSW, RUNS))
+    add(md, "")
+    local althead = ALT and " alt msg/s | CPU µs/msg |" or ""
+    add(md, "| P | mtmsg msg/s | CPU µs/msg | spin off msg/s | CPU µs/msg | C msg/s | CPU µs/msg | mtmsg / C | CPU spin / spin off |" .. althead)
+    add(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|" .. (ALT and "---:|---:|" or ""))
+    print()
+    print(("%-3s %10s %8s %10s %8s %10s %8s %8s %8s"):format("P", "mtmsg", "cpu-us", "spin-off", "cpu-us",
+                                                         "C", "cpu-us", "mt/C", "cpu s/o"))
+    for _, p in ipairs(SWEEP) do
+        local m, o, c = byname["SW.mtmsg-P" .. p], byname["SW.nospin-P" .. p], byname["SW.C-P" .. p]
+        local mv, mc = cell(m)
+        local ov, oc = cell(o)
+        local cv, cc = cell(c)
+        local rc = (m and c) and ("%.2f"):format(m.median / c.median) or "–"
+        local rs = (m and o and m.cpu and o.cpu) and ("%.2f"):format(m.cpu / o.cpu) or "–"
+        local av, ac = cell(byname["SW.alt-P" .. p])
+        local altcells = ALT and (" %s | %s |"):format(av, ac) or ""
+        add(md, ("| %d | %s | %s | %s | %s | %s | %s | %s | %s |%s"):format(p, mv, mc, ov, oc, cv, cc, rc, rs, altcells))
+        print(("%-3d %10s %8s %10s %8s %10s %8s %8s %8s%s"):format(p, mv, mc, ov, oc, cv, cc, rc, rs,
+              ALT and ("  alt %s %s"):format(av, ac) or ""))
+    end
 end
 if idle.proc then
     add(csv, ("idle,idle,process CPU while one thread waits %.2f s,s,%.6f,,,0,%s,"):format(

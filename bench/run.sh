@@ -4,7 +4,9 @@
 # Writes bench/results.csv (medians, spreads, ratios, targets), bench/results.md (the
 # tables of docs/BENCHMARKS.md), bench/machine.txt and bench/plot.dat.
 # Environment: BENCH_RUNS (5), BENCH_SCALE (1; e.g. 0.1 for a smoke run), BENCH_ONLY
-# (e.g. "S1,S3"), BENCH_TIMEOUT (seconds before a hung run is killed, 900).
+# (e.g. "S1,S3"; "SW": only the producer sweep), BENCH_SWEEP (its producer counts,
+# "1,2,4,8,15"), BENCH_NOSPIN_SWEEP (0: no spin-off rows), BENCH_TIMEOUT (seconds
+# before a hung run is killed, 900).
 cd "$(dirname "$0")/.." || exit 1
 MAKE=${MAKE:-make}
 LUA_BIN=${LUA_BIN:-lua5.4}

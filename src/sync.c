@@ -9,6 +9,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* ===== Whether to spin at all =====
+ * Spinning pays only with a second CPU; the environment variable MTMSG_NOSPIN (set and
+ * not "0", read once per process) turns every spin off: the lock spin, the take-loop
+ * spin and the waiting sender's spin (for comparisons, and for machines where every
+ * CPU is busy anyway). spin_ncpu is 0 until known, then the CPU count, or 1 when
+ * spinning is off. */
+static MtAtomic spin_ncpu;
+
+static size_t spin_cpus(void) {
+    size_t n = mtmsg_atomic_load(&spin_ncpu);
+    if (n == 0) {                   /* racy first use: every thread computes the same */
+        const char *e = getenv("MTMSG_NOSPIN");
+        n = (e && *e && !(e[0] == '0' && e[1] == '\0')) ? 1 : (size_t)mtmsg_sync_ncpu();
+        if (n == 0) n = 1;
+        mtmsg_atomic_store(&spin_ncpu, n);
+    }
+    return n;
+}
+
+/* ===== Oversubscription: at most ncpu spinners =====
+ * A spinner helps only while the thread it waits for runs on another CPU. Threads that
+ * spin right now (in a lock spin, a take-loop spin or a waiting sender's spin) are
+ * counted; when ncpu of them spin already, the next one blocks at once instead. With
+ * more threads than CPUs this keeps spinners from piling up and eating the time of the
+ * threads they wait for; a pair of threads on two CPUs (producer/consumer, ping-pong,
+ * where both may spin for a moment at a hand-over) spins as before. (ncpu - 1 places
+ * would make one side of a ping-pong sleep at almost every hand-over.) One load when
+ * the places are taken, an increment and a decrement around each spin otherwise. */
+static MtAtomic spinners;
+
+static int spin_enter(void) {
+    size_t n = spin_cpus();
+    if (n < 2 || mtmsg_atomic_load(&spinners) >= n) return 0;
+    if (mtmsg_atomic_inc(&spinners) <= n) return 1;
+    mtmsg_atomic_dec(&spinners);            /* lost a race for the last place */
+    return 0;
+}
+
+static void spin_leave(void) { mtmsg_atomic_dec(&spinners); }
+
 void mtmsg_sync_abort(int rc, const char *file, int line) {
     fprintf(stderr, "mtmsg: fatal: sync primitive failed (rc=%d) at %s:%d\n", rc, file, line);
     abort();
@@ -17,13 +57,20 @@ void mtmsg_sync_abort(int rc, const char *file, int line) {
 /* Critical sections are short (a memcpy of one message): when the mutex is busy,
  * retry for about a microsecond before sleeping in the kernel, so that a producer
  * and a consumer do not put each other to sleep (and pay a futex wake-up) on
- * every collision. */
+ * every collision; unless spinning is off or enough threads spin already. */
 #define LOCK_SPINS 64
 void mtmsg_mutex_lock(MtMutex *m) {
     int k;
-    for (k = 0; k < LOCK_SPINS; k++) {
-        if (mtmsg_mutex_trylock(m)) return;
-        mtmsg_cpu_relax();
+    if (mtmsg_mutex_trylock(m)) return;
+    if (spin_enter()) {
+        for (k = 1; k < LOCK_SPINS; k++) {
+            mtmsg_cpu_relax();
+            if (mtmsg_mutex_trylock(m)) {
+                spin_leave();
+                return;
+            }
+        }
+        spin_leave();
     }
     mtmsg_mutex_lockwait(m);
 }
@@ -43,7 +90,6 @@ int mtmsg_mutex_acquire(MtMutex *m, int nonblock) {
 
 #define SPIN_MIN_NS 1000u
 #define SPIN_PURE_NS 2000u
-static MtAtomic spin_ncpu;          /* 0 until known */
 #if !defined(MTMSG_SPIN_MAX_NS)
 #define MTMSG_SPIN_MAX_NS 50000u    /* longest spin before a condition wait */
 #endif
@@ -55,31 +101,29 @@ void mtmsg_spin_init(MtSpin *s) { s->budget_ns = MTMSG_SPIN_INIT_NS; }
 int mtmsg_spin(const MtSpin *s, const MtAtomic *seq, size_t seen, double max_s,
                unsigned long long *t0) {
     unsigned long long limit = s->budget_ns;
-    size_t n = mtmsg_atomic_load(&spin_ncpu);
-    if (n == 0) {                   /* racy first use: every thread computes the same */
-        n = (size_t)mtmsg_sync_ncpu();
-        mtmsg_atomic_store(&spin_ncpu, n);
-    }
+    int got = 0;
     *t0 = mtmsg_clock_ns();
-    if (n < 2) return 0;
     if (limit > spin_max_ns)
         limit = spin_max_ns;
     if (max_s >= 0 && max_s * 1e9 < (double)limit) limit = (unsigned long long)(max_s * 1e9);
-    while (limit > 0) {
+    if (limit == 0 || !spin_enter()) return 0;
+    for (;;) {
         int k;
         unsigned long long dt;
         for (k = 0; k < 16; k++) {
             /* acquire: what was published before the bump is visible after the lock */
-            if (mtmsg_atomic_load(seq) != seen) return 1;
+            if (mtmsg_atomic_load(seq) != seen) { got = 1; break; }
             mtmsg_cpu_relax();
         }
+        if (got) break;
         dt = mtmsg_clock_ns() - *t0;
         if (dt >= limit) break;
         /* after a short pure spin, give the CPU to whoever is runnable here (maybe
          * the thread we wait for, when there are more threads than free CPUs) */
         if (dt >= spin_pure_ns) mtmsg_sync_yield();
     }
-    return 0;
+    spin_leave();
+    return got;
 }
 
 void mtmsg_spin_learn(MtSpin *s, unsigned long long t0) {

@@ -141,7 +141,7 @@ void mtmsg_once(MtOnce *o, void (*f)(void));
 
 void mtmsg_mutex_init(MtMutex *m);
 void mtmsg_mutex_destroy(MtMutex *m);
-void mtmsg_mutex_lock(MtMutex *m);         /* a short trylock spin, then blocks */
+void mtmsg_mutex_lock(MtMutex *m);         /* a short trylock spin (as mtmsg_spin allows), then blocks */
 int  mtmsg_mutex_trylock(MtMutex *m);      /* 1 when acquired, 0 when busy */
 void mtmsg_mutex_unlock(MtMutex *m);
 void mtmsg_mutex_lockwait(MtMutex *m);     /* backend: blocks at once (no spin) */
@@ -304,7 +304,8 @@ void mtmsg_spin_init(MtSpin *s);
 
 /* Waits, without a lock and without sleeping, until *seq differs from `seen`, for at
  * most the budget in *s (and at most max_s seconds when max_s >= 0); *t0 gets the
- * start time. Returns 1 if *seq changed. Never spins on a single CPU. */
+ * start time. Returns 1 if *seq changed. Never spins on a single CPU, with the
+ * environment variable MTMSG_NOSPIN set, or while ncpu other threads spin (sync.c). */
 int mtmsg_spin(const MtSpin *s, const MtAtomic *seq, size_t seen, double max_s,
                unsigned long long *t0);
 /* After a take that spun (from t0 on): adapts the budget to the time it waited. */
