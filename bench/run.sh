@@ -6,7 +6,8 @@
 # Environment: BENCH_RUNS (5), BENCH_SCALE (1; e.g. 0.1 for a smoke run), BENCH_ONLY
 # (e.g. "S1,S3"; "SW": only the producer sweep), BENCH_SWEEP (its producer counts,
 # "1,2,4,8,15"), BENCH_NOSPIN_SWEEP (0: no spin-off rows), BENCH_TIMEOUT (seconds
-# before a hung run is killed, 900).
+# before a hung run is killed, 900), BENCH_EXT (0: not the extension benchmarks, which
+# run after the chart: make bench-tables, bench-flow, bench-eventloop).
 cd "$(dirname "$0")/.." || exit 1
 MAKE=${MAKE:-make}
 LUA_BIN=${LUA_BIN:-lua5.4}
@@ -58,3 +59,12 @@ if command -v gnuplot >/dev/null 2>&1 && [ -s bench/plot.dat ]; then
     fi
 fi
 echo "bench: results in bench/results.csv, bench/results.md; machine in bench/machine.txt"
+
+# The benchmarks of the extensions (docs/BENCHMARKS.md has their sections), printed here;
+# BENCH_EXT=0 skips them. Each is also a make target of its own.
+if [ "${BENCH_EXT:-1}" != 0 ]; then
+    for t in bench-tables bench-flow bench-eventloop; do
+        echo "bench: make $t"
+        $MAKE --no-print-directory -s $t || echo "bench: make $t failed" >&2
+    done
+fi
