@@ -190,15 +190,21 @@ static MsgStatus put_locked(MsgBuffer *b, const char *payload, size_t len, size_
     return st;
 }
 
+/* The frame header length of a len-byte message into *hl; 0 (and the size that cannot
+ * be had in *failsize) when header and message do not fit in a size_t. */
+static int put_headerlen(size_t len, size_t *hl, size_t *failsize) {
+    *hl = mtmsg_codec_headerlen(len);
+    if (len <= (size_t)-1 - *hl) return 1;
+    if (failsize) *failsize = (size_t)-1;
+    return 0;
+}
+
 MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int clear, int nonblock,
                            MsgFire *fire, size_t *failsize) {
     MsgStatus st;
-    size_t hl = mtmsg_codec_headerlen(len);
+    size_t hl;
     fire->api = NULL;
-    if (len > (size_t)-1 - hl) {
-        if (failsize) *failsize = (size_t)-1;
-        return MSG_NOMEM;
-    }
+    if (!put_headerlen(len, &hl, failsize)) return MSG_NOMEM;
     if (!mtmsg_mutex_acquire(b->mutex, nonblock)) return MSG_BUSY;
     st = put_locked(b, payload, len, hl, clear, NULL, fire, failsize);
     mtmsg_mutex_unlock(b->mutex);
@@ -252,12 +258,9 @@ MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, in
     MsgSendWaiter w;
     int queued = 0, spun = 0;
     double deadline = 0;
-    size_t hl = mtmsg_codec_headerlen(len);
+    size_t hl;
     fire->api = NULL;
-    if (len > (size_t)-1 - hl) {
-        if (failsize) *failsize = (size_t)-1;
-        return MSG_NOMEM;
-    }
+    if (!put_headerlen(len, &hl, failsize)) return MSG_NOMEM;
     if (!mtmsg_mutex_acquire(b->mutex, nonblock)) return MSG_BUSY;
     for (;;) {
         st = put_locked(b, payload, len, hl, 0, queued ? &w : NULL, fire, failsize);
