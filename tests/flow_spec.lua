@@ -48,28 +48,9 @@ end
 
 -- ===== helpers =====
 
-local function join(t)
-    local r = pack(t:join(2 * T))
-    if r[1] == nil then
-        mtmsg.abort()
-        t:join(T)
-        mtmsg.abort(false)
-        error("thread did not finish in time (still blocked?)", 2)
-    end
-    return r
-end
-
-local function ok(r)
-    assert(r[1] == true, "thread failed: " .. tostring(r[2]))
-    return pack(H.unpack(r, 2, r.n))
-end
-
-local function failed(r, kind)
-    assert(r[1] == false, "thread was expected to fail with " .. kind .. ", it returned "
-                          .. tostring(r[2]))
-    assert(type(r[2]) == "string" and r[2]:find("^mtmsg%.error%." .. kind),
-           "expected mtmsg.error." .. kind .. ", got: " .. tostring(r[2]))
-end
+local ok, failed = H.ok, H.failed
+-- A sender still blocked after the timeout is freed by a global abort.
+local function join(t) return H.join(t, function() mtmsg.abort() end) end
 
 -- Waits (polling, no sleep) until b has n senders waiting in waitaddmsg: the observable
 -- "arrival" of a blocked sender.

@@ -77,6 +77,34 @@ function H.thread()
     return require "testthread"
 end
 
+-- Joins t within 2 * H.TIMEOUT; returns its packed join result. A thread still running
+-- then is a failure: rescue() (if given) is called to free it, t is joined once more, the
+-- global abort is cleared, and an error is raised.
+function H.join(t, rescue)
+    local r = H.pack(t:join(2 * H.TIMEOUT))
+    if r[1] == nil then
+        if rescue then rescue() end
+        t:join(H.TIMEOUT)
+        mtmsg.abort(false)
+        error("thread did not finish in time (still blocked?)", 2)
+    end
+    return r
+end
+
+-- Asserts the packed join result r is a normal return; returns the results.
+function H.ok(r)
+    assert(r[1] == true, "thread failed: " .. tostring(r[2]))
+    return H.pack(H.unpack(r, 2, r.n))
+end
+
+-- Asserts the packed join result r is the mtmsg error `kind`.
+function H.failed(r, kind)
+    assert(r[1] == false, "thread was expected to fail with " .. kind .. ", it returned "
+                          .. tostring(r[2]))
+    assert(type(r[2]) == "string" and r[2]:find("^mtmsg%.error%." .. kind),
+           "expected mtmsg.error." .. kind .. ", got: " .. tostring(r[2]))
+end
+
 -- Joins t (within H.TIMEOUT * 2 seconds) and asserts the thread returned normally;
 -- returns its packed results.
 function H.joinok(t, timeout)

@@ -141,31 +141,8 @@ end
 
 -- ===== helpers =====
 
--- Joins t; if it does not finish in time, calls rescue() to unblock it and fails.
-local function join(t, rescue)
-    local r = pack(t:join(2 * T))
-    if r[1] == nil then
-        if rescue then rescue() end
-        t:join(T)
-        mtmsg.abort(false)
-        error("thread did not finish in time (still blocked?)", 2)
-    end
-    return r
-end
-
--- Asserts the packed join result r is a normal return; returns the results.
-local function ok(r)
-    assert(r[1] == true, "thread failed: " .. tostring(r[2]))
-    return pack(H.unpack(r, 2, r.n))
-end
-
--- Asserts the packed join result r is the error `kind`.
-local function failed(r, kind)
-    assert(r[1] == false, "thread was expected to fail with " .. kind .. ", it returned "
-                          .. tostring(r[2]))
-    assert(type(r[2]) == "string" and r[2]:find("^mtmsg%.error%." .. kind),
-           "expected mtmsg.error." .. kind .. ", got: " .. tostring(r[2]))
-end
+-- Thread joins and their results (tests/helpers.lua).
+local join, ok, failed = H.join, H.ok, H.failed
 
 local function global_rescue()
     mtmsg.abort()
