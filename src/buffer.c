@@ -149,7 +149,7 @@ void mtmsg_buffer_release(MsgBuffer *b) {
 
 /* Wakes one waiter of the buffer and of its listener, if any waits and there is
  * something to take. Called with the mutex held, after the queue changed. */
-static void wake_locked(MsgBuffer *b) {
+static void notify_takers_locked(MsgBuffer *b) {
     if (b->msgcnt == 0) return;
     mtmsg_atomic_bump_locked(&b->seq);
     if (b->listener) mtmsg_atomic_bump_locked(&b->listener->seq);
@@ -179,7 +179,7 @@ static MsgStatus put_locked(MsgBuffer *b, const char *payload, size_t len, size_
             b->msgcnt++;
             if (b->msgcnt > b->hiwater) b->hiwater = b->msgcnt;
             if (b->listener && !b->in_ready) mtmsg_listener_ready_add_locked(b->listener, b);
-            wake_locked(b);
+            notify_takers_locked(b);
             mtmsg_buffer_wake_locked(b);
             if (clear && b->sw_head) mtmsg_cond_signal(&b->sw_head->cond);    /* room */
             if (b->ntf[MTMSG_NTF_ADD].api) mtmsg_capi_arm_locked(b, MTMSG_NTF_ADD, fire);
@@ -331,7 +331,7 @@ MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *
     b->msgcnt--;
     if (b->sw_head) flow_wakehead_locked(b);    /* room for a waiting sender */
     if (b->msgcnt == 0 && b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
-    wake_locked(b);                  /* pass the baton if more is waiting */
+    notify_takers_locked(b);        /* pass the baton if more is waiting */
     mtmsg_buffer_wake_locked(b);
     if (b->ntf[MTMSG_NTF_REMOVE].api) mtmsg_capi_arm_locked(b, MTMSG_NTF_REMOVE, fire);
     return MSG_OK;
