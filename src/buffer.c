@@ -1,7 +1,8 @@
 /*
  * Buffers: shared message queues (see buffer.h). Owns the queue memory; guarded by
- * the buffer's mutex (its listener's mutex for listener buffers). No Lua call and no
- * possible raise happens while that mutex is held.
+ * the buffer's own mutex. No Lua call and no possible raise happens while it is held.
+ * An operation that changes a listener buffer's message count from or to zero also
+ * puts the buffer into or takes it out of its listener's ready list (unlock_sync).
  */
 #include "buffer.h"
 
@@ -23,13 +24,13 @@
 
 static void buffer_setabort(MsgObject *o, int flag) {
     MsgBuffer *b = (MsgBuffer *)o;
-    mtmsg_mutex_lock(b->mutex);
+    mtmsg_mutex_lock(&b->mutex);
     b->aborted = flag;
     mtmsg_atomic_bump_locked(&b->seq);
     if (flag) mtmsg_cond_broadcast(&b->cond);
     mtmsg_buffer_wake_locked(b);
     if (flag) mtmsg_buffer_wakesenders_locked(b);
-    mtmsg_mutex_unlock(b->mutex);
+    mtmsg_mutex_unlock(&b->mutex);
 }
 
 /* Runs under the registry lock while the new buffer is registered (order registry ->
@@ -55,8 +56,7 @@ MsgBuffer *mtmsg_buffer_new(MsgListener *l, const char *name, size_t namelen,
     if (*st != MSG_OK) { mtmsg_free(b); return NULL; }
     mtmsg_membuf_init(&b->queue, size, grow);
     b->listener = l;
-    if (l) b->mutex = &l->mutex;
-    else { mtmsg_mutex_init(&b->own_mutex); b->mutex = &b->own_mutex; }
+    mtmsg_mutex_init(&b->mutex);
     mtmsg_cond_init(&b->cond);
     mtmsg_spin_init(&b->spin);
     *st = mtmsg_registry_add(&b->obj, l ? buffer_attach : NULL, b);
@@ -77,6 +77,7 @@ static int unreferenced(MsgBuffer *b, MsgListener **freel) {
     *freel = NULL;
     if (!l) return 1;
     mtmsg_mutex_lock(&l->mutex);
+    mtmsg_mutex_lock(&b->mutex);
     l->nlive--;
     if (b->ended) l->nended--;          /* flow control: counts live ended buffers */
     mtmsg_listener_wake_locked(l);
@@ -87,6 +88,7 @@ static int unreferenced(MsgBuffer *b, MsgListener **freel) {
         mtmsg_listener_detach_locked(l, b);
         if (l->unreferenced && l->nbuf == 0) *freel = l;
     }
+    mtmsg_mutex_unlock(&b->mutex);
     if (l->nwaiters) mtmsg_cond_broadcast(&l->cond);   /* maybe no buffers now */
     mtmsg_mutex_unlock(&l->mutex);
     return freeb;
@@ -110,7 +112,7 @@ void mtmsg_buffer_free(MsgBuffer *b) {
         mtmsg_membuf_free(&x->queue);
         mtmsg_wake_close(&x->wake);
         mtmsg_cond_destroy(&x->cond);
-        if (x->mutex == &x->own_mutex) mtmsg_mutex_destroy(&x->own_mutex);
+        mtmsg_mutex_destroy(&x->mutex);
         mtmsg_registry_freeobject(&x->obj);
         mtmsg_free(x);
         for (i = 0; i < 2; i++) {           /* no lock held: they may re-enter mtmsg */
@@ -127,7 +129,7 @@ void mtmsg_buffer_free(MsgBuffer *b) {
                 nb->ready_next = work;
                 work = nb;
             }
-            if (l) mtmsg_listener_free(l);  /* nb no longer uses it (nb->mutex unused) */
+            if (l) mtmsg_listener_free(l);  /* nb no longer uses it (nb->mutex is its own) */
         }
     }
 }
@@ -147,17 +149,35 @@ void mtmsg_buffer_release(MsgBuffer *b) {
     if (l) mtmsg_listener_free(l);
 }
 
-/* Wakes one waiter of the buffer and of its listener, if any waits and there is
- * something to take. Called with the mutex held, after the queue changed. */
+/* Wakes one waiter of the buffer, if any waits and there is something to take.
+ * Called with the mutex held, after the queue changed. The listener's takers hear of
+ * a buffer when it joins the ready list (mtmsg_listener_sync_locked). */
 static void notify_takers_locked(MsgBuffer *b) {
     if (b->msgcnt == 0) return;
     mtmsg_atomic_bump_locked(&b->seq);
-    if (b->listener) mtmsg_atomic_bump_locked(&b->listener->seq);
     if (b->nwaiters) mtmsg_cond_signal(&b->cond);
-    if (b->listener && b->listener->nwaiters) mtmsg_cond_signal(&b->listener->cond);
 }
 
-/* The body of mtmsg_buffer_put, with *b->mutex held. me: the calling sender when it
+/* Unlocks b->mutex after an operation that may have changed b's message count. A
+ * listener buffer that got its first message must join the listener's ready list, one
+ * that lost its last must leave it; that takes the listener's mutex, which comes first
+ * in the lock order: try it while b is still locked, else lock both afresh after
+ * unlocking (mtmsg_listener_sync re-checks). In between, the listener may see b with
+ * messages but not ready (its taker waits for the sync, which signals it) or ready
+ * but empty (its taker drops b from the list). The caller keeps b alive. */
+static void unlock_sync(MsgBuffer *b) {
+    MsgListener *l = b->listener;
+    int sync = l && (b->msgcnt > 0) != b->in_ready;
+    if (sync && mtmsg_mutex_trylock(&l->mutex)) {
+        mtmsg_listener_sync_locked(l, b);
+        mtmsg_mutex_unlock(&l->mutex);
+        sync = 0;
+    }
+    mtmsg_mutex_unlock(&b->mutex);
+    if (sync) mtmsg_listener_sync(l, b);
+}
+
+/* The body of mtmsg_buffer_put, with b->mutex held. me: the calling sender when it
  * heads the queue of waiting senders (mtmsg_buffer_putwait), else NULL: a plain add
  * does not pass waiting senders. */
 static MsgStatus put_locked(MsgBuffer *b, const char *payload, size_t len, size_t hl, int clear,
@@ -178,7 +198,6 @@ static MsgStatus put_locked(MsgBuffer *b, const char *payload, size_t len, size_
             b->queue.len += hl + len;
             b->msgcnt++;
             if (b->msgcnt > b->hiwater) b->hiwater = b->msgcnt;
-            if (b->listener && !b->in_ready) mtmsg_listener_ready_add_locked(b->listener, b);
             notify_takers_locked(b);
             mtmsg_buffer_wake_locked(b);
             if (clear && b->sw_head) mtmsg_cond_signal(&b->sw_head->cond);    /* room */
@@ -205,9 +224,9 @@ MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int cl
     size_t hl;
     fire->api = NULL;
     if (!put_headerlen(len, &hl, failsize)) return MSG_NOMEM;
-    if (!mtmsg_mutex_acquire(b->mutex, nonblock)) return MSG_BUSY;
+    if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) return MSG_BUSY;
     st = put_locked(b, payload, len, hl, clear, NULL, fire, failsize);
-    mtmsg_mutex_unlock(b->mutex);
+    unlock_sync(b);
     return st;
 }
 
@@ -261,7 +280,7 @@ MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, in
     size_t hl;
     fire->api = NULL;
     if (!put_headerlen(len, &hl, failsize)) return MSG_NOMEM;
-    if (!mtmsg_mutex_acquire(b->mutex, nonblock)) return MSG_BUSY;
+    if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) return MSG_BUSY;
     for (;;) {
         st = put_locked(b, payload, len, hl, 0, queued ? &w : NULL, fire, failsize);
         if (st != MSG_FULL || timeout == 0) break;
@@ -275,17 +294,17 @@ MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, in
             MtSpin sp = b->spin;
             unsigned long long t0;
             spun = 1;
-            mtmsg_mutex_unlock(b->mutex);
+            mtmsg_mutex_unlock(&b->mutex);
             mtmsg_spin(&sp, &b->sw_seq, seen, timeout, &t0);
-            mtmsg_mutex_lock(b->mutex);
+            mtmsg_mutex_lock(&b->mutex);
             continue;
         }
-        if (timeout < 0) mtmsg_cond_wait(&w.cond, b->mutex);
+        if (timeout < 0) mtmsg_cond_wait(&w.cond, &b->mutex);
         else if (mtmsg_clock_mono() >= deadline) break;             /* MSG_FULL */
-        else mtmsg_cond_waituntil(&w.cond, b->mutex, deadline);
+        else mtmsg_cond_waituntil(&w.cond, &b->mutex, deadline);
     }
     if (queued) flow_dequeue_locked(b, &w);
-    mtmsg_mutex_unlock(b->mutex);
+    unlock_sync(b);
     if (queued) mtmsg_cond_destroy(&w.cond);        /* unlinked: nobody signals it now */
     return st;
 }
@@ -330,7 +349,6 @@ MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *
     mtmsg_membuf_consume(&b->queue, pos + len);
     b->msgcnt--;
     if (b->sw_head) flow_wakehead_locked(b);    /* room for a waiting sender */
-    if (b->msgcnt == 0 && b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
     notify_takers_locked(b);        /* pass the baton if more is waiting */
     mtmsg_buffer_wake_locked(b);
     if (b->ntf[MTMSG_NTF_REMOVE].api) mtmsg_capi_arm_locked(b, MTMSG_NTF_REMOVE, fire);
@@ -341,7 +359,6 @@ void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem) {
     if (freemem) mtmsg_membuf_free(&b->queue);
     else mtmsg_membuf_clear(&b->queue);
     b->msgcnt = 0;
-    if (b->in_ready) mtmsg_listener_ready_remove_locked(b->listener, b);
     mtmsg_buffer_wake_locked(b);
     if (b->sw_head) mtmsg_cond_signal(&b->sw_head->cond);  /* room for a waiting sender */
 }
@@ -351,20 +368,20 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
     MsgStatus st;
     MtWait w;
     fire->api = NULL;
-    if (!mtmsg_mutex_acquire(b->mutex, nonblock)) return MSG_BUSY;
+    if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) return MSG_BUSY;
     mtmsg_wait_init(&w, timeout);
     for (;;) {
         if (b->closed) { st = MSG_CLOSED; break; }
         if (b->aborted) { st = MSG_ABORTED; break; }
         if (b->msgcnt > 0) { st = mtmsg_buffer_pop_locked(b, out, check, fire); break; }
         if (b->ended) { st = MSG_ENDED; break; }            /* drained: end of stream */
-        if (!mtmsg_wait_locked(&w, &b->cond, b->mutex, &b->nwaiters, &b->seq, &b->spin)) {
+        if (!mtmsg_wait_locked(&w, &b->cond, &b->mutex, &b->nwaiters, &b->seq, &b->spin)) {
             st = MSG_EMPTY;
             break;
         }
     }
     mtmsg_wait_done_locked(&w, &b->spin);
-    mtmsg_mutex_unlock(b->mutex);
+    unlock_sync(b);
     return st;
 }
 
@@ -589,18 +606,18 @@ int mtmsg_buffer_putraw(lua_State *L, BufferHandle *h, MemBuf *src, int clear) {
 static size_t locked_size(lua_State *L, size_t off) {
     MsgBuffer *b = mtmsg_buffer_check(L, 1)->b;
     size_t v;
-    mtmsg_mutex_lock(b->mutex);
+    mtmsg_mutex_lock(&b->mutex);
     v = *(const size_t *)(const void *)((const char *)b + off);
-    mtmsg_mutex_unlock(b->mutex);
+    mtmsg_mutex_unlock(&b->mutex);
     return v;
 }
 
 static int locked_flag(lua_State *L, size_t off) {
     MsgBuffer *b = mtmsg_buffer_check(L, 1)->b;
     int v;
-    mtmsg_mutex_lock(b->mutex);
+    mtmsg_mutex_lock(&b->mutex);
     v = *(const int *)(const void *)((const char *)b + off);
-    mtmsg_mutex_unlock(b->mutex);
+    mtmsg_mutex_unlock(&b->mutex);
     return v;
 }
 
@@ -613,11 +630,11 @@ static int buffer_clear(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     MsgBuffer *b = h->b;
     MsgStatus st = MSG_OK;
-    if (!mtmsg_mutex_acquire(b->mutex, h->nonblock)) st = MSG_BUSY;
+    if (!mtmsg_mutex_acquire(&b->mutex, h->nonblock)) st = MSG_BUSY;
     if (st == MSG_OK) {
         if (b->closed) st = MSG_CLOSED;
         else mtmsg_buffer_empty_locked(b, 0);
-        mtmsg_mutex_unlock(b->mutex);
+        unlock_sync(b);
     }
     if (st == MSG_CLOSED) return mtmsg_error_status(L, st, &b->obj, NULL, NULL, 0);
     lua_pushboolean(L, st == MSG_OK);
@@ -755,10 +772,10 @@ static int buffer_nonblock(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     int flag = mtmsg_checkflag(L, 2);
     MsgStatus st = MSG_OK;
-    mtmsg_mutex_lock(h->b->mutex);
+    mtmsg_mutex_lock(&h->b->mutex);
     if (h->b->closed) st = MSG_CLOSED;
     else if (h->b->aborted) st = MSG_ABORTED;
-    mtmsg_mutex_unlock(h->b->mutex);
+    mtmsg_mutex_unlock(&h->b->mutex);
     if (st != MSG_OK) return mtmsg_error_status(L, st, &h->b->obj, NULL, NULL, 0);
     h->nonblock = flag;
     return 0;
@@ -772,7 +789,7 @@ static int buffer_isnonblock(lua_State *L) {
 static int buffer_close(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     MsgBuffer *b = h->b;
-    mtmsg_mutex_lock(b->mutex);
+    mtmsg_mutex_lock(&b->mutex);
     if (!b->closed) {
         b->closed = 1;
         mtmsg_buffer_empty_locked(b, 1);
@@ -780,7 +797,7 @@ static int buffer_close(lua_State *L) {
         mtmsg_cond_broadcast(&b->cond);
         mtmsg_buffer_wakesenders_locked(b);
     }
-    mtmsg_mutex_unlock(b->mutex);
+    unlock_sync(b);
     return 0;
 }
 
@@ -808,7 +825,7 @@ static int buffer_getfd(lua_State *L) {
     MsgBuffer *b = mtmsg_buffer_check(L, 1)->b;
     WakeOwner o;
     o.obj = &b->obj;
-    o.mutex = b->mutex;
+    o.mutex = &b->mutex;
     o.wake = &b->wake;
     o.state = buffer_wakestate;
     o.self = b;
@@ -910,14 +927,14 @@ static int buffer_setlimit(lua_State *L) {
                 lua_tostring(L, 2)));
         lim = d >= (double)(size_t)-1 ? (size_t)-1 : (size_t)d;    /* huge: no limit */
     }
-    mtmsg_mutex_lock(b->mutex);
+    mtmsg_mutex_lock(&b->mutex);
     if (b->closed) st = MSG_CLOSED;
     else if (lim && b->msgcnt > lim) { st = MSG_FULL; cnt = b->msgcnt; }
     else {
         b->limit = lim == (size_t)-1 ? 0 : lim;
         if (b->sw_head) mtmsg_cond_signal(&b->sw_head->cond);  /* maybe room now */
     }
-    mtmsg_mutex_unlock(b->mutex);
+    mtmsg_mutex_unlock(&b->mutex);
     if (st == MSG_FULL) {
         char n[32], c[32];
         snprintf(n, sizeof n, "%llu", (unsigned long long)lim);
@@ -943,11 +960,11 @@ static int buffer_bytes(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     size_t used, cap;
     int fixed;
-    mtmsg_mutex_lock(h->b->mutex);
+    mtmsg_mutex_lock(&h->b->mutex);
     used = h->b->queue.len;
     cap = h->b->queue.cap;
     fixed = h->b->queue.grow == 0;
-    mtmsg_mutex_unlock(h->b->mutex);
+    mtmsg_mutex_unlock(&h->b->mutex);
     mtmsg_pushinteger(L, (lua_Integer)used);
     mtmsg_pushinteger(L, (lua_Integer)cap);
     lua_pushboolean(L, fixed);
@@ -960,10 +977,10 @@ static int buffer_highwater(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     int reset = lua_toboolean(L, 2);
     size_t hw;
-    mtmsg_mutex_lock(h->b->mutex);
+    mtmsg_mutex_lock(&h->b->mutex);
     hw = h->b->hiwater;
     if (reset) h->b->hiwater = h->b->msgcnt;
-    mtmsg_mutex_unlock(h->b->mutex);
+    mtmsg_mutex_unlock(&h->b->mutex);
     mtmsg_pushinteger(L, (lua_Integer)hw);
     return 1;
 }
@@ -973,8 +990,10 @@ static int buffer_highwater(lua_State *L) {
 static int buffer_finish(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     MsgBuffer *b = h->b;
+    MsgListener *l = b->listener;       /* its nended counts b: lock it first */
     int closed;
-    mtmsg_mutex_lock(b->mutex);
+    if (l) mtmsg_mutex_lock(&l->mutex);
+    mtmsg_mutex_lock(&b->mutex);
     closed = b->closed;
     if (!closed && !b->ended) {
         b->ended = 1;
@@ -982,15 +1001,15 @@ static int buffer_finish(lua_State *L) {
         mtmsg_atomic_bump_locked(&b->seq);
         mtmsg_cond_broadcast(&b->cond);
         mtmsg_buffer_wakesenders_locked(b);
-        if (b->listener) {
-            MsgListener *l = b->listener;
+        if (l) {
             l->nended++;
             mtmsg_listener_wake_locked(l);
             mtmsg_atomic_bump_locked(&l->seq);
             if (l->nwaiters) mtmsg_cond_broadcast(&l->cond);
         }
     }
-    mtmsg_mutex_unlock(b->mutex);
+    mtmsg_mutex_unlock(&b->mutex);
+    if (l) mtmsg_mutex_unlock(&l->mutex);
     if (closed) return mtmsg_error_status(L, MSG_CLOSED, &b->obj, NULL, NULL, 0);
     return 0;
 }
@@ -1028,14 +1047,14 @@ static int buffer_peekmsg(lua_State *L) {
                 if (!reuse.ready && mtmsg_carray_neednew(&reuse, mb->data, mb->len, 0, -1))
                     st = MSG_NEEDCARRAY;
             }
-        } else if (!mtmsg_mutex_acquire(b->mutex, h->nonblock)) {
+        } else if (!mtmsg_mutex_acquire(&b->mutex, h->nonblock)) {
             st = MSG_BUSY;
         } else {
             if (b->closed) st = MSG_CLOSED;
             else if (b->aborted) st = MSG_ABORTED;
             else if (b->msgcnt > 0) st = flow_peek_locked(b, mb, mtmsg_carray_check(&reuse));
             else st = b->ended ? MSG_ENDED : MSG_EMPTY;
-            mtmsg_mutex_unlock(b->mutex);
+            mtmsg_mutex_unlock(&b->mutex);
         }
         if (st != MSG_NEEDCARRAY) break;
         mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);

@@ -1,7 +1,8 @@
 /*
- * Message buffers: a shared, reference-counted queue of encoded messages. A buffer
- * of a listener uses the listener's mutex; a standalone buffer has its own. The
- * fields marked "guarded by: mutex" are only touched with *mutex held.
+ * Message buffers: a shared, reference-counted queue of encoded messages. Every
+ * buffer has its own mutex; the fields marked "guarded by: mutex" are only touched
+ * with it held. A buffer of a listener also has links that its listener's mutex
+ * guards (marked "listener's mutex"); lock order: listener, then buffer.
  */
 #ifndef MTMSG_BUFFER_H
 #define MTMSG_BUFFER_H
@@ -29,9 +30,8 @@ typedef struct MsgNotifier {
 
 typedef struct MsgBuffer {
     MsgObject obj;                      /* id, name, user reference count */
-    MtMutex *mutex;                     /* immutable: &own_mutex or &listener->mutex */
-    MtMutex own_mutex;
-    MtCond cond;                        /* buffer:nextmsg waiters; uses *mutex */
+    MtMutex mutex;
+    MtCond cond;                        /* buffer:nextmsg waiters; uses mutex */
     struct MsgListener *listener;       /* immutable; NULL for standalone buffers */
     MemBuf queue;                       /* guarded by: mutex; frames of messages */
     size_t msgcnt;                      /* guarded by: mutex */
@@ -40,10 +40,11 @@ typedef struct MsgBuffer {
     MtAtomic seq;                       /* written under mutex, also read by spinning
                                            takers: bumped when there is news for them */
     MtSpin spin;                        /* guarded by: mutex */
-    int orphan;                         /* guarded by: mutex; no user refs, messages left */
-    int in_ready;                       /* guarded by: mutex; in listener's ready list */
-    struct MsgBuffer *ready_next, *ready_prev;    /* guarded by: mutex */
-    struct MsgBuffer *member_next, *member_prev;  /* guarded by: mutex */
+    int orphan;                         /* listener's mutex; no user refs, messages left */
+    int in_ready;                       /* in the listener's ready list: written with both
+                                           mutexes held, so either one guards a read */
+    struct MsgBuffer *ready_next, *ready_prev;    /* listener's mutex */
+    struct MsgBuffer *member_next, *member_prev;  /* listener's mutex */
     MsgNotifier ntf[2];                 /* guarded by: mutex; [MTMSG_NTF_ADD/REMOVE] */
     MtWake wake;                        /* guarded by: mutex; buffer:getfd, opened on demand */
     /* ---- flow control (extensions: see flow_* in buffer.c), all guarded by: mutex ---- */
@@ -55,7 +56,7 @@ typedef struct MsgBuffer {
     MtAtomic sw_seq;                    /* bumped by takes while senders wait (they spin) */
 } MsgBuffer;
 
-/* With *b->mutex held, after msgcnt, closed, aborted or ended changed: the wake-up
+/* With b->mutex held, after msgcnt, closed, aborted or ended changed: the wake-up
  * descriptor (if any) is readable while there is a message to take, an end of stream
  * or an error to see. One branch when nobody asked for the descriptor. */
 static inline void mtmsg_buffer_wake_locked(MsgBuffer *b) {
@@ -117,12 +118,12 @@ void mtmsg_buffer_wakesenders_locked(MsgBuffer *b);
 MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double timeout,
                             const struct CarrayReuse *check, MsgFire *fire);
 
-/* For listener.c, with *b->mutex held: */
+/* For listener.c, with b->mutex held: */
 /* Pops the first message into `out`; the message stays on failure (and on
- * MSG_NEEDCARRAY, see mtmsg_buffer_take). */
+ * MSG_NEEDCARRAY, see mtmsg_buffer_take). Leaves the listener's ready list alone. */
 MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const struct CarrayReuse *check,
                                   MsgFire *fire);
-/* Drops all messages (clear: keep memory; close: free it). */
+/* Drops all messages (clear: keep memory; close: free it); the ready list as above. */
 void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem);
 
 /* Lua side */

@@ -107,18 +107,19 @@ static int ismember_locked(const MsgListener *l, const MsgBuffer *b) {
  * listener lives, our caller holds it; members are detached before they are freed). */
 static void disconnect(const MsgFire *f, const notify_capi *api) {
     MsgBuffer *b = f->b;
-    MtMutex *m = f->l ? &f->l->mutex : b->mutex;
     int drop = 0;
-    mtmsg_mutex_lock(m);
+    if (f->l) mtmsg_mutex_lock(&f->l->mutex);       /* guards its member list */
     if (!f->l || ismember_locked(f->l, b)) {
         MsgNotifier *nt = &b->ntf[f->which];
+        mtmsg_mutex_lock(&b->mutex);
         if (nt->api == api && nt->n == f->n) {
             nt->api = NULL;
             nt->n = NULL;
             drop = !isself(b, api, f->n);             /* self: no reference to drop */
         }
+        mtmsg_mutex_unlock(&b->mutex);
     }
-    mtmsg_mutex_unlock(m);
+    if (f->l) mtmsg_mutex_unlock(&f->l->mutex);
     if (drop) api->releaseNotifier(f->n);           /* the connection's reference */
 }
 
@@ -202,7 +203,7 @@ int mtmsg_capi_setnotifier(lua_State *L) {
     which = luaL_checkoption(L, 3, ">", notifier_types);
     if (!lua_isnoneornil(L, 4)) threshold = (long long)mtmsg_checkinteger(L, 4);
     if (api) api->retainNotifier(n);                /* before the lock: foreign code */
-    mtmsg_mutex_lock(b->mutex);
+    mtmsg_mutex_lock(&b->mutex);
     if (!api) {
         old = b->ntf[which];
         b->ntf[which].api = NULL;
@@ -216,7 +217,7 @@ int mtmsg_capi_setnotifier(lua_State *L) {
         b->ntf[which].n = n;
         b->ntf[which].threshold = threshold;
     }
-    mtmsg_mutex_unlock(b->mutex);
+    mtmsg_mutex_unlock(&b->mutex);
     if (old.api && !isself(b, old.api, old.n)) old.api->releaseNotifier(old.n);
     /* b as its own notifier keeps no reference (the handle at 1 holds another one) */
     if (st == MSG_OK && !isself(b, api, n)) return 0;

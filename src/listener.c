@@ -1,7 +1,8 @@
 /*
  * Listeners (see listener.h). The listener mutex guards the listener, its ready list
- * (buffers with messages, served round-robin), its member list and all member
- * buffers. Orphans (buffers without handles but with messages) are freed here.
+ * (buffers with messages, served round-robin) and its member list; each member buffer
+ * has its own mutex for its queue, taken after the listener's. Orphans (buffers
+ * without handles but with messages) are freed here.
  */
 #include "listener.h"
 
@@ -14,7 +15,7 @@
 #include "error.h"
 #include "wakeup.h"
 
-/* ===== Lists (l->mutex held) ===== */
+/* ===== Lists (l->mutex held; and b->mutex where in_ready changes) ===== */
 
 /* The wake-up descriptor (if any) is readable while a buffer is ready, all live buffers
  * are finished (end of stream), or there is an error to see. After the ready list,
@@ -54,7 +55,7 @@ void mtmsg_listener_attach_locked(MsgListener *l, MsgBuffer *b) {
     l->nbuf++;
 }
 
-/* Unlinks b from both lists; b no longer counts for l. */
+/* Unlinks b from both lists (b->mutex held too); b no longer counts for l. */
 void mtmsg_listener_detach_locked(MsgListener *l, MsgBuffer *b) {
     if (b->in_ready) mtmsg_listener_ready_remove_locked(l, b);
     if (b->member_prev) b->member_prev->member_next = b->member_next;
@@ -64,6 +65,24 @@ void mtmsg_listener_detach_locked(MsgListener *l, MsgBuffer *b) {
     l->nbuf--;
 }
 
+void mtmsg_listener_sync_locked(MsgListener *l, MsgBuffer *b) {
+    if (b->msgcnt > 0 && !b->in_ready) {
+        mtmsg_listener_ready_add_locked(l, b);
+        mtmsg_atomic_bump_locked(&l->seq);          /* news for spinning takers */
+        if (l->nwaiters) mtmsg_cond_signal(&l->cond);
+    } else if (b->msgcnt == 0 && b->in_ready) {
+        mtmsg_listener_ready_remove_locked(l, b);
+    }
+}
+
+void mtmsg_listener_sync(MsgListener *l, MsgBuffer *b) {
+    mtmsg_mutex_lock(&l->mutex);
+    mtmsg_mutex_lock(&b->mutex);
+    mtmsg_listener_sync_locked(l, b);
+    mtmsg_mutex_unlock(&b->mutex);
+    mtmsg_mutex_unlock(&l->mutex);
+}
+
 /* Detaches all orphans and returns them as a list (linked by member_next) to be
  * freed with free_orphans after unlocking. */
 static MsgBuffer *detach_orphans_locked(MsgListener *l) {
@@ -71,7 +90,9 @@ static MsgBuffer *detach_orphans_locked(MsgListener *l) {
     while (b) {
         MsgBuffer *next = b->member_next;
         if (b->orphan) {
+            mtmsg_mutex_lock(&b->mutex);
             mtmsg_listener_detach_locked(l, b);
+            mtmsg_mutex_unlock(&b->mutex);
             b->member_next = list;
             list = b;
         }
@@ -97,11 +118,13 @@ static void listener_setabort(MsgObject *o, int flag) {
     l->aborted = flag;
     mtmsg_atomic_bump_locked(&l->seq);
     for (b = l->members; b; b = b->member_next) {
+        mtmsg_mutex_lock(&b->mutex);
         mtmsg_atomic_bump_locked(&b->seq);
         b->aborted = flag;
         if (flag) mtmsg_cond_broadcast(&b->cond);
         mtmsg_buffer_wake_locked(b);
         if (flag) mtmsg_buffer_wakesenders_locked(b);
+        mtmsg_mutex_unlock(&b->mutex);
     }
     if (flag) mtmsg_cond_broadcast(&l->cond);
     mtmsg_listener_wake_locked(l);
@@ -158,18 +181,32 @@ MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double 
         if (l->closed) { st = MSG_CLOSED; break; }
         if (l->aborted) { st = MSG_ABORTED; break; }
         if (b) {
+            mtmsg_mutex_lock(&b->mutex);
+            if (b->msgcnt == 0) {               /* emptied by buffer:nextmsg or clear, */
+                mtmsg_listener_ready_remove_locked(l, b);   /* which have not synced yet */
+                mtmsg_mutex_unlock(&b->mutex);
+                continue;
+            }
             st = mtmsg_buffer_pop_locked(b, out, check, fire);
             if (st == MSG_OK) {
                 fire->l = l;                    /* our caller does not keep b alive */
-                if (b->in_ready && b->ready_next) {         /* round-robin: to the back */
+                if (b->msgcnt == 0) {
+                    mtmsg_listener_ready_remove_locked(l, b);
+                    if (b->orphan) {
+                        mtmsg_listener_detach_locked(l, b);
+                        drained = b;
+                        fire->b = NULL;         /* freed below, with its notifiers */
+                    }
+                } else if (b->ready_next) {     /* round-robin: to the back */
                     mtmsg_listener_ready_remove_locked(l, b);
                     mtmsg_listener_ready_add_locked(l, b);
-                } else if (b->orphan && b->msgcnt == 0) {
-                    mtmsg_listener_detach_locked(l, b);
-                    drained = b;
-                    fire->b = NULL;             /* freed below, with its notifiers */
+                }
+                if (l->ready_head) {            /* pass the baton to another taker */
+                    mtmsg_atomic_bump_locked(&l->seq);
+                    if (l->nwaiters) mtmsg_cond_signal(&l->cond);
                 }
             }
+            mtmsg_mutex_unlock(&b->mutex);
             break;
         }
         if (l->nlive == 0) { st = MSG_NOBUFFERS; break; }
@@ -294,7 +331,12 @@ static int listener_clear(lua_State *L) {
     if (st == MSG_OK) {
         if (l->closed) st = MSG_CLOSED;
         else {
-            for (b = l->members; b; b = b->member_next) mtmsg_buffer_empty_locked(b, 0);
+            for (b = l->members; b; b = b->member_next) {
+                mtmsg_mutex_lock(&b->mutex);
+                mtmsg_buffer_empty_locked(b, 0);
+                mtmsg_listener_sync_locked(l, b);
+                mtmsg_mutex_unlock(&b->mutex);
+            }
             orphans = detach_orphans_locked(l);
         }
         mtmsg_mutex_unlock(&l->mutex);
@@ -313,11 +355,14 @@ static int listener_close(lua_State *L) {
         l->closed = 1;
         mtmsg_atomic_bump_locked(&l->seq);
         for (b = l->members; b; b = b->member_next) {
+            mtmsg_mutex_lock(&b->mutex);
             mtmsg_atomic_bump_locked(&b->seq);
             b->closed = 1;
             mtmsg_buffer_empty_locked(b, 1);
+            mtmsg_listener_sync_locked(l, b);
             mtmsg_cond_broadcast(&b->cond);
             mtmsg_buffer_wakesenders_locked(b);
+            mtmsg_mutex_unlock(&b->mutex);
         }
         orphans = detach_orphans_locked(l);
         mtmsg_cond_broadcast(&l->cond);

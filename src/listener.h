@@ -1,7 +1,9 @@
 /*
  * Listeners: one waiting point for several buffers. The listener's mutex guards the
- * listener and all its buffers; messages are served round-robin from the buffers
- * in the ready list. Buffers keep the listener alive (nbuf), handles do not own buffers.
+ * listener, its ready list and its member list; each buffer has its own mutex for its
+ * queue (lock order: listener, then buffer). Messages are served round-robin from the
+ * buffers in the ready list. Buffers keep the listener alive (nbuf), handles do not
+ * own buffers.
  */
 #ifndef MTMSG_LISTENER_H
 #define MTMSG_LISTENER_H
@@ -15,7 +17,7 @@
 
 typedef struct MsgListener {
     MsgObject obj;
-    MtMutex mutex;                  /* guards the fields below and all member buffers */
+    MtMutex mutex;                  /* guards the fields below and the members' links */
     MtCond cond;                    /* listener:nextmsg waiters */
     int closed, aborted;            /* guarded by: mutex */
     int nwaiters;                   /* guarded by: mutex */
@@ -30,11 +32,16 @@ typedef struct MsgListener {
     MtWake wake;                    /* guarded by: mutex; listener:getfd, opened on demand */
 } MsgListener;
 
-/* For buffer.c, with l->mutex held: */
+/* For buffer.c, with l->mutex held (and b->mutex where b's in_ready may change): */
 void mtmsg_listener_ready_add_locked(MsgListener *l, MsgBuffer *b);
 void mtmsg_listener_ready_remove_locked(MsgListener *l, MsgBuffer *b);
 void mtmsg_listener_attach_locked(MsgListener *l, MsgBuffer *b);
 void mtmsg_listener_detach_locked(MsgListener *l, MsgBuffer *b);
+/* With both mutexes held: b joins the ready list if it has messages and is not in it
+ * (and a taker of l hears of it), or leaves it if it is empty. */
+void mtmsg_listener_sync_locked(MsgListener *l, MsgBuffer *b);
+/* The same, with no lock held on entry: locks l, then b. */
+void mtmsg_listener_sync(MsgListener *l, MsgBuffer *b);
 /* After what a take could see changed: the wake-up descriptor follows (see buffer:getfd). */
 void mtmsg_listener_wake_locked(MsgListener *l);
 /* Frees the listener's memory (after its last handle and last buffer are gone). */
