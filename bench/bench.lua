@@ -13,13 +13,20 @@
 -- BENCH_ALT_CPATH (another build of the module, e.g. '/tmp/before/?.so': every mtmsg
 -- measurement also runs with it, as a "-before" row; see "Before and after" below).
 local mtmsg = require "mtmsg"
--- A child process measuring another build loads mtmsg from that build (LUA_CPATH) and
--- the helper modules from this one (BENCH_BASE_CPATH), so that only the module differs.
 local MTMSG_SO = package.searchpath("mtmsg", package.cpath)   -- the file it came from
-if os.getenv("BENCH_BASE_CPATH") then package.cpath = os.getenv("BENCH_BASE_CPATH") end
-local thread = require "testthread"
-local cbase = require "cbase"
-local floor = require "floor"
+-- A child process measuring another build loads mtmsg from that build (LUA_CPATH; the
+-- threads get the same package.cpath) and the helper modules from this one
+-- (BENCH_BASE_CPATH), so that only the module differs.
+local function require_helper(name)
+    local base = os.getenv("BENCH_BASE_CPATH")
+    if not base then return require(name) end
+    local file = assert(package.searchpath(name, base))
+    package.loaded[name] = assert(package.loadlib(file, "luaopen_" .. name))(name, file)
+    return package.loaded[name]
+end
+local thread = require_helper "testthread"
+local cbase = require_helper "cbase"
+local floor = require_helper "floor"
 
 local now = cbase.now
 local RUNS = tonumber(os.getenv("BENCH_RUNS")) or 5
@@ -65,8 +72,20 @@ local function launch(specs)
     for k, spec in ipairs(specs) do
         ths[k] = thread.start(spec[1], ready:id(), go:id(), table.unpack(spec, 2))
     end
-    for _ = 1, #specs do
-        if ready:nextmsg(WAIT) == nil then error("a benchmark thread did not start") end
+    -- a thread that fails before it is ready fails the run with its message
+    local started, deadline = 0, now() + WAIT
+    while started < #specs do
+        if ready:nextmsg(0.1) ~= nil then
+            started = started + 1
+        else
+            for _, t in ipairs(ths) do
+                if t:isdone() then
+                    local ok, err = t:join()
+                    if ok ~= true then error("benchmark thread failed: " .. tostring(err)) end
+                end
+            end
+            if now() > deadline then error("a benchmark thread did not start") end
+        end
     end
     local c0, t0 = cbase.proccpu(), now()
     for _ = 1, #specs do go:addmsg(true) end
@@ -272,6 +291,7 @@ local ALT_ENV = ALT and ("LUA_CPATH=%s BENCH_BASE_CPATH=%s"):format(shq(ALT .. "
 -- returns its figure, its CPU us per message (or nil) and the cores it used. `so` is
 -- the mtmsg file the child must have loaded.
 local function child(key, env, so)
+    local label = so == SELF_SO and key or key .. " (" .. so .. ")"
     local cmd = ("%s BENCH_ALT_CPATH= BENCH_CHILD=%s %s %s 2>&1"):format(env, shq(key), LUA_EXE,
                                                                     shq(arg and arg[0] or "bench/bench.lua"))
     local f = assert(io.popen(cmd, "r"))
@@ -279,9 +299,9 @@ local function child(key, env, so)
     local ok, how, code = f:close()
     local v, cpu, cores, from = ("\n" .. out):match("\nchild (%S+) (%S+) (%S+) ([^\n]*)\n")
     if not ok or not v then
-        error(("child %s failed (%s %s): %s"):format(key, tostring(how), tostring(code), out), 0)
+        error(("child %s failed (%s %s): %s"):format(label, tostring(how), tostring(code), out), 0)
     end
-    if from ~= so then error(("child %s loaded mtmsg from %s, not %s"):format(key, from, so), 0) end
+    if from ~= so then error(("child %s loaded mtmsg from %s"):format(label, from), 0) end
     return tonumber(v), tonumber(cpu), tonumber(cores)
 end
 
@@ -496,7 +516,15 @@ local spin_before = cbase.spincores(2, 0.25)
 print(("two busy threads get %.2f cores"):format(spin_before))
 for r = 1, RUNS do
     local line = {}
-    for _, m in ipairs(todo) do
+    -- with BENCH_ALT_CPATH, every other run measures the other build first
+    local order = {}
+    for k, m in ipairs(todo) do order[k] = m end
+    for k = 1, #order - 1 do
+        if r % 2 == 0 and order[k + 1].before and not order[k].before then
+            order[k], order[k + 1] = order[k + 1], order[k]
+        end
+    end
+    for _, m in ipairs(order) do
         collectgarbage()
         collectgarbage()
         -- cores: process CPU time / wall time over the whole measurement (threads
@@ -588,6 +616,7 @@ local RW = ALT and 36 or 26                     -- width of the ratio names
 print(("%-4s %-" .. RW .. "s %10s %16s %10s  %s"):format("", "ratio", "of medians", "per-run min-max", "target", "met"))
 local plot = { "# id score(target/ratio or ratio/target) score_lo score_hi ratio target cmp"
                .. (ALT and " before_score before_score_lo before_score_hi before_ratio" or "") }
+if ALT then add(plot, "# before = " .. ALT_SO) end
 local allmet = true
 
 -- median ratio and per-run min, max of a / b (runs paired: same run, interleaved)
@@ -633,7 +662,8 @@ local function change_rows(id)
         if b then
             local ratio, lo, hi = ratio_of(m, b)
             local better = lower_better(m.unit) == (ratio < 1)
-            local verdict = ("%s %+.0f%% %s"):format(ratio == 1 and "same" or better and "better" or "worse",
+            local same = math.abs(ratio - 1) < 0.005
+            local verdict = ("%s %+.1f%% %s"):format(same and "same" or better and "better" or "worse",
                                                    (ratio - 1) * 100, m.unit:gsub("^us/", "µs/"))
             if lo < 1 and hi > 1 then verdict = verdict .. ", runs disagree" end
             local what = ("%s after / before"):format(m.name)

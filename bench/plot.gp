@@ -25,11 +25,12 @@ plot "bench/plot.dat" using 0:2:3:4:(0.6):xtic(sprintf("%s\nratio %.2f\ntarget %
 } else {
 set terminal pngcairo size 1100,600 font "sans,11"
 set output "docs/bench.png"
-set title "mtmsg before and after vs targets: score = target/ratio (<= targets) or ratio/target (>= targets); >= 1 is met"
+set title "mtmsg before and after vs targets: score = target/ratio (<= targets) or ratio/target (>= targets);\n>= 1 is met; bars: median ratios, whiskers: per-run min..max"
 set bmargin 6
+beforefile = system("sed -n 's/^# before = //p' bench/plot.dat")
 plot "bench/plot.dat" using 0:(NaN):xtic(sprintf("%s\nratio %.2f after\n%.2f before\ntarget %s %g", strcol(1), $5, $11, strcol(7), $6)) notitle, \
-     "" using ($0-0.2):8:9:10:(0.38) with boxerrorbars lc rgb "#a0a0a0" title "before: median ratio (whiskers: per-run min..max)", \
-     "" using ($0+0.2):2:3:4:(0.38) with boxerrorbars lc rgb "#4a7ab5" title "after: median ratio (whiskers: per-run min..max)", \
-     "" using ($0-0.2):8:(sprintf("%.2f", $8)) with labels offset 0,0.8 font ",9" notitle, \
-     "" using ($0+0.2):2:(sprintf("%.2f", $2)) with labels offset 0,0.8 font ",9" notitle
+     "" using ($0-0.2):8:9:10:(0.38) with boxerrorbars lc rgb "#a0a0a0" title "before: ".beforefile, \
+     "" using ($0+0.2):2:3:4:(0.38) with boxerrorbars lc rgb "#4a7ab5" title "after: this build", \
+     "" using ($0-0.2):(0.03):(sprintf("%.2f", $8)) with labels font ",9" notitle, \
+     "" using ($0+0.2):(0.03):(sprintf("%.2f", $2)) with labels font ",9" notitle
 }
