@@ -117,6 +117,10 @@ stress: testmods
 	@MTMSG_STRESS_SECONDS=$${MTMSG_STRESS_SECONDS:-60} SPECS=tests/stress_spec.lua sh tests/run.sh $(LUA)
 bench:
 	@sh bench/run.sh
+# make bench with BEFORE=<git rev> built in /tmp as the "-before" rows (bench/compare.sh)
+.PHONY: bench-compare
+bench-compare:
+	@sh bench/compare.sh "$(BEFORE)"
 # Event loops (bench/eventloop.lua, docs/BENCHMARKS.md): luv + lua-posix on Lua 5.3
 .PHONY: bench-eventloop
 bench-eventloop: deps

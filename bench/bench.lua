@@ -9,11 +9,24 @@
 -- BENCH_OUT (directory of results.csv/results.md/plot.dat, default bench),
 -- BENCH_ONLY (comma-separated scenario ids, e.g. "S1,S3" or "SW" for the producer sweep;
 -- ratios of the others are skipped), BENCH_SWEEP (the sweep's producer counts, default
--- "1,2,4,8,15"), BENCH_NOSPIN_SWEEP (0: no spin-off rows in the sweep).
+-- "1,2,4,8,15"), BENCH_NOSPIN_SWEEP (0: no spin-off rows in the sweep),
+-- BENCH_ALT_CPATH (another build of the module, e.g. '/tmp/before/?.so': every mtmsg
+-- measurement also runs with it, as a "-before" row; see "Before and after" below).
 local mtmsg = require "mtmsg"
-local thread = require "testthread"
-local cbase = require "cbase"
-local floor = require "floor"
+local MTMSG_SO = package.searchpath("mtmsg", package.cpath)   -- the file it came from
+-- A child process measuring another build loads mtmsg from that build (LUA_CPATH; the
+-- threads get the same package.cpath) and the helper modules from this one
+-- (BENCH_BASE_CPATH), so that only the module differs.
+local function require_helper(name)
+    local base = os.getenv("BENCH_BASE_CPATH")
+    if not base then return require(name) end
+    local file = assert(package.searchpath(name, base))
+    package.loaded[name] = assert(package.loadlib(file, "luaopen_" .. name))(name, file)
+    return package.loaded[name]
+end
+local thread = require_helper "testthread"
+local cbase = require_helper "cbase"
+local floor = require_helper "floor"
 
 local now = cbase.now
 local RUNS = tonumber(os.getenv("BENCH_RUNS")) or 5
@@ -59,8 +72,20 @@ local function launch(specs)
     for k, spec in ipairs(specs) do
         ths[k] = thread.start(spec[1], ready:id(), go:id(), table.unpack(spec, 2))
     end
-    for _ = 1, #specs do
-        if ready:nextmsg(WAIT) == nil then error("a benchmark thread did not start") end
+    -- a thread that fails before it is ready fails the run with its message
+    local started, deadline = 0, now() + WAIT
+    while started < #specs do
+        if ready:nextmsg(0.1) ~= nil then
+            started = started + 1
+        else
+            for _, t in ipairs(ths) do
+                if t:isdone() then
+                    local ok, err = t:join()
+                    if ok ~= true then error("benchmark thread failed: " .. tostring(err)) end
+                end
+            end
+            if now() > deadline then error("a benchmark thread did not start") end
+        end
     end
     local c0, t0 = cbase.proccpu(), now()
     for _ = 1, #specs do go:addmsg(true) end
@@ -242,39 +267,52 @@ end
 local function s4_mtmsg() return fanin_mtmsg(N4, NPROD) end
 local function s4_c() return fanin_c(N4, NPROD) end
 
--- The sweep runs in child processes that print their two figures: as is, with spinning
--- off (MTMSG_NOSPIN=1: the module reads it once), or with another build (below).
+-- ===== Child processes =====
+-- The sweep runs in child processes that print their figures: as is, with spinning off
+-- (MTMSG_NOSPIN=1: the module reads it once), or with another build (BENCH_ALT_CPATH).
+-- With BENCH_ALT_CPATH, every other mtmsg measurement runs in child processes too, one
+-- per build (see "Before and after" below). A child that fails fails the run.
 local LUA_EXE = (function()
     local k = -1
     while arg and arg[k - 1] do k = k - 1 end
     return arg and arg[k] or "lua5.4"
 end)()
-local function fanin_child(n, nprod, env)
-    local cmd = ("%s BENCH_CHILD=%d,%d %s %s"):format(env, n, nprod, LUA_EXE,
-                                                      arg and arg[0] or "bench/bench.lua")
+local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local SELF_CPATH = os.getenv("LUA_CPATH") or package.cpath
+local SELF_SO = MTMSG_SO
+local ALT = os.getenv("BENCH_ALT_CPATH")
+if ALT == "" then ALT = nil end
+local ALT_SO = ALT and package.searchpath("mtmsg", ALT)
+if ALT and not ALT_SO then error("BENCH_ALT_CPATH: no mtmsg module in " .. ALT, 0) end
+local ALT_ENV = ALT and ("LUA_CPATH=%s BENCH_BASE_CPATH=%s"):format(shq(ALT .. ";" .. SELF_CPATH),
+                                                                    shq(package.cpath))
+
+-- Runs the measurement `key` in a child process with the extra environment `env`;
+-- returns its figure, its CPU us per message (or nil) and the cores it used. `so` is
+-- the mtmsg file the child must have loaded.
+local function child(key, env, so)
+    local label = so == SELF_SO and key or key .. " (" .. so .. ")"
+    local cmd = ("%s BENCH_ALT_CPATH= BENCH_CHILD=%s %s %s 2>&1"):format(env, shq(key), LUA_EXE,
+                                                                    shq(arg and arg[0] or "bench/bench.lua"))
     local f = assert(io.popen(cmd, "r"))
     local out = f:read("a")
-    f:close()
-    local v, cpu = out:match("^child (%S+) (%S+)")
-    if not v then error("sweep child failed: " .. out) end
-    v, cpu = tonumber(v), tonumber(cpu)
+    local ok, how, code = f:close()
+    local v, cpu, cores, from = ("\n" .. out):match("\nchild (%S+) (%S+) (%S+) ([^\n]*)\n")
+    if not ok or not v then
+        error(("child %s failed (%s %s): %s"):format(label, tostring(how), tostring(code), out), 0)
+    end
+    if from ~= so then error(("child %s loaded mtmsg from %s"):format(label, from), 0) end
+    return tonumber(v), tonumber(cpu), tonumber(cores)
+end
+
+local function fanin_child(n, nprod, env, so)
+    local v, cpu = child(("fanin,%d,%d"):format(n, nprod), env, so or SELF_SO)
+    if not cpu then error("sweep child: no CPU figure", 0) end
     return v, cpu, v * cpu / 1e6              -- cores: CPU per message * messages/s
 end
 
 local function fanin_nospin(n, nprod) return fanin_child(n, nprod, "MTMSG_NOSPIN=1") end
--- BENCH_ALT_CPATH: another build of the module (e.g. the commit before a change), run in
--- a child process as the sweep's "alt" rows, for before/after figures in one run.
-local ALT = os.getenv("BENCH_ALT_CPATH")
-local function fanin_alt(n, nprod)
-    return fanin_child(n, nprod, ("LUA_CPATH='%s' BENCH_ALT_CPATH="):format(ALT))
-end
-
-if os.getenv("BENCH_CHILD") then
-    local n, nprod = os.getenv("BENCH_CHILD"):match("^(%d+),(%d+)$")
-    local v, cpu = fanin_mtmsg(tonumber(n), tonumber(nprod))
-    print(("child %.17g %.17g"):format(v, cpu))
-    os.exit(0)
-end
+local function fanin_alt(n, nprod) return fanin_child(n, nprod, ALT_ENV, ALT_SO) end
 
 -- S5: SIZE5-byte strings, producer -> consumer, with flow control (a bounded queue:
 -- unbounded, the run measures how fast the queue memory grows, not the transfer);
@@ -354,6 +392,25 @@ local measures = {
     { id = "S6", name = "luatable-100", unit = "us/lookup", f = function() return s6(100, true) end },
     { id = "S6", name = "luatable-100000", unit = "us/lookup", f = function() return s6(100000, true) end },
 }
+-- Before and after (BENCH_ALT_CPATH): each mtmsg measurement runs in a child process
+-- with this build and, right after it, in one with the other build (row "<name>-before"),
+-- so that both start from the same state and meet the same load; the baselines (C,
+-- floor, Lua table) run once, shared.
+if ALT then
+    local both = {}
+    for _, m in ipairs(measures) do
+        local key = m.id .. "." .. m.name
+        if m.name:match("^mtmsg") then
+            both[#both + 1] = { id = m.id, name = m.name, unit = m.unit, own = m.f,
+                                f = function() return child(key, "", SELF_SO) end }
+            both[#both + 1] = { id = m.id, name = m.name .. "-before", unit = m.unit, before = true,
+                                f = function() return child(key, ALT_ENV, ALT_SO) end }
+        else
+            both[#both + 1] = m
+        end
+    end
+    measures = both
+end
 for _, p in ipairs(SWEEP) do
     if p < 1 or p > 16 or NSW % p ~= 0 then error("BENCH_SWEEP: 1..16 producers dividing " .. NSW) end
     local sfx = "-P" .. p
@@ -361,16 +418,39 @@ for _, p in ipairs(SWEEP) do
     -- (spin on, spin off, another build) start from the same state
     table.insert(measures, { id = "SW", name = "mtmsg" .. sfx, unit = "msg/s",
                              f = function() return fanin_child(NSW, p, "") end })
+    if ALT then
+        table.insert(measures, { id = "SW", name = "mtmsg" .. sfx .. "-before", unit = "msg/s", before = true,
+                                 f = function() return fanin_alt(NSW, p) end })
+    end
     if NOSPIN_ROWS then
         table.insert(measures, { id = "SW", name = "nospin" .. sfx, unit = "msg/s",
                                  f = function() return fanin_nospin(NSW, p) end })
     end
-    if ALT then
-        table.insert(measures, { id = "SW", name = "alt" .. sfx, unit = "msg/s",
-                                 f = function() return fanin_alt(NSW, p) end })
-    end
     table.insert(measures, { id = "SW", name = "C" .. sfx, unit = "msg/s",
                              f = function() return fanin_c(NSW, p) end })
+end
+
+-- A child process: runs one measurement, prints its figures and the mtmsg file it used.
+if os.getenv("BENCH_CHILD") then
+    local key = os.getenv("BENCH_CHILD")
+    local f
+    local n, nprod = key:match("^fanin,(%d+),(%d+)$")
+    if n then
+        f = function() return fanin_mtmsg(tonumber(n), tonumber(nprod)) end
+    else
+        for _, m in ipairs(measures) do
+            if m.id .. "." .. m.name == key then f = m.own or m.f end
+        end
+    end
+    if not f then error("BENCH_CHILD: no measurement " .. key, 0) end
+    collectgarbage()
+    collectgarbage()
+    local c0, w0 = cbase.proccpu(), now()
+    local v, cpu = f()
+    local c1, w1 = cbase.proccpu(), now()
+    print(("child %.17g %s %.17g %s"):format(v, cpu and ("%.17g"):format(cpu) or "-",
+                                            (c1 - c0) / (w1 - w0), MTMSG_SO))
+    os.exit(0)
 end
 
 -- ratio = num / den; met when ratio `cmp` target.
@@ -429,13 +509,22 @@ for _, m in ipairs(measures) do
 end
 local tstart = now()
 print(("mtmsg bench: %d runs, scale %g, %s"):format(RUNS, SCALE, mtmsg._INFO))
+if ALT then print(("before and after: %s (rows \"-before\") and %s, each in child processes"):format(ALT_SO, SELF_SO)) end
 -- How many cores two busy threads get right now: about 2 on an idle 2-CPU machine,
 -- less when other jobs run. Taken before and after the runs.
 local spin_before = cbase.spincores(2, 0.25)
 print(("two busy threads get %.2f cores"):format(spin_before))
 for r = 1, RUNS do
     local line = {}
-    for _, m in ipairs(todo) do
+    -- with BENCH_ALT_CPATH, every other run measures the other build first
+    local order = {}
+    for k, m in ipairs(todo) do order[k] = m end
+    for k = 1, #order - 1 do
+        if r % 2 == 0 and order[k + 1].before and not order[k].before then
+            order[k], order[k + 1] = order[k + 1], order[k]
+        end
+    end
+    for _, m in ipairs(order) do
         collectgarbage()
         collectgarbage()
         -- cores: process CPU time / wall time over the whole measurement (threads
@@ -487,15 +576,21 @@ end
 
 local byname = {}
 for _, m in ipairs(todo) do byname[m.id .. "." .. m.name] = m end
+-- the other build's row of a measurement (BENCH_ALT_CPATH), or nil
+local function before(id, name) return ALT and byname[id .. "." .. name .. "-before"] end
+-- ns and us per something: lower is better; messages/s and MiB/s: higher is better
+local function lower_better(unit) return unit:match("^[nu]s/") ~= nil end
 
 local csv = { "kind,scenario,name,unit,median,min,max,target,verdict,values,cores,cpu_us_per_msg" }
 local md = {}
 local function add(t, s) t[#t + 1] = s end
 
+local NW = 20                                   -- width of the measurement names
+for _, m in ipairs(todo) do NW = math.max(NW, #m.name) end
 add(md, "| Scenario | Measurement | Unit | Median | Min | Max | Cores used | CPU µs/msg |")
 add(md, "|---|---|---|---:|---:|---:|---:|---:|")
 print()
-print(("%-4s %-20s %-14s %12s %12s %12s %6s %10s"):format("", "measurement", "unit", "median", "min",
+print(("%-4s %-" .. NW .. "s %-14s %12s %12s %12s %6s %10s"):format("", "measurement", "unit", "median", "min",
                                                           "max", "cores", "cpu-us/msg"))
 for _, m in ipairs(todo) do
     local med, lo, hi = median(m.values), minmax(m.values)
@@ -509,7 +604,7 @@ for _, m in ipairs(todo) do
         table.concat(vals, ";"), cores, cpu and ("%.4f"):format(cpu) or ""))
     add(md, ("| %s | %s | %s | %s | %s | %s | %.2f | %s |"):format(m.id, m.name, m.unit, fmtnum(med),
         fmtnum(lo), fmtnum(hi), cores, cpu and ("%.2f"):format(cpu) or "–"))
-    print(("%-4s %-20s %-14s %12s %12s %12s %6.2f %10s"):format(m.id, m.name, m.unit, fmtnum(med),
+    print(("%-4s %-" .. NW .. "s %-14s %12s %12s %12s %6.2f %10s"):format(m.id, m.name, m.unit, fmtnum(med),
         fmtnum(lo), fmtnum(hi), cores, cpu and ("%.2f"):format(cpu) or "-"))
 end
 
@@ -517,39 +612,92 @@ add(md, "")
 add(md, "| Scenario | Ratio | Ratio of medians | Per-run min–max | Target | Met |")
 add(md, "|---|---|---:|---:|---:|---|")
 print()
-print(("%-4s %-26s %10s %16s %10s  %s"):format("", "ratio", "of medians", "per-run min-max", "target", "met"))
-local plot = { "# id score(target/ratio or ratio/target) score_lo score_hi ratio target cmp" }
+local RW = ALT and 36 or 26                     -- width of the ratio names
+print(("%-4s %-" .. RW .. "s %10s %16s %10s  %s"):format("", "ratio", "of medians", "per-run min-max", "target", "met"))
+local plot = { "# id score(target/ratio or ratio/target) score_lo score_hi ratio target cmp"
+               .. (ALT and " before_score before_score_lo before_score_hi before_ratio" or "") }
+if ALT then add(plot, "# before = " .. ALT_SO) end
 local allmet = true
-for _, q in ipairs(ratios) do
-    local a, b = byname[q.id .. "." .. q.num], byname[q.id .. "." .. q.den]
-    if a and b then
-        local ratio = a.median / b.median
-        local per = {}
-        for r = 1, RUNS do per[r] = a.values[r] / b.values[r] end
-        local lo, hi = minmax(per)
-        if not q.target then                   -- context only, no target
-            add(csv, ("ratio,%s,%s,ratio,%.4f,%.4f,%.4f,,,"):format(q.id, q.what, ratio, lo, hi))
-            add(md, ("| %s | %s | %.2f | %.2f–%.2f | – | (context) |"):format(q.id, q.what, ratio, lo, hi))
-            print(("%-4s %-26s %10.3f %7.3f-%-8.3f %10s  %s"):format(q.id, q.what, ratio, lo, hi, "-", "(context)"))
-            goto continue
-        end
-        local met = (q.cmp == "<=" and ratio <= q.target) or (q.cmp == ">=" and ratio >= q.target)
-        allmet = allmet and met
-        local verdict = met and "yes" or "NO"
-        add(csv, ("ratio,%s,%s,ratio,%.4f,%.4f,%.4f,%s %g,%s,"):format(q.id, q.what, ratio, lo, hi,
-                                                                   q.cmp, q.target, verdict))
-        add(md, ("| %s | %s | %.2f | %.2f–%.2f | %s %g | %s |"):format(q.id, q.what, ratio, lo, hi,
-                                                                    q.cmp == "<=" and "≤" or "≥", q.target, verdict))
-        print(("%-4s %-26s %10.3f %7.3f-%-8.3f %3s %-6g  %s"):format(q.id, q.what, ratio, lo, hi,
-                                                                    q.cmp, q.target, verdict))
-        -- score >= 1 means the target is met, whatever its direction
-        local function score(x) return q.cmp == "<=" and q.target / x or x / q.target end
-        local s_lo, s_hi = score(lo), score(hi)
-        if s_lo > s_hi then s_lo, s_hi = s_hi, s_lo end
-        add(plot, ('%s %.4f %.4f %.4f %.4f %g "%s"'):format(q.id, score(ratio), s_lo, s_hi, ratio,
-                                                          q.target, q.cmp == "<=" and "<=" or ">="))
+
+-- median ratio and per-run min, max of a / b (runs paired: same run, interleaved)
+local function ratio_of(a, b)
+    local per = {}
+    for r = 1, RUNS do per[r] = a.values[r] / b.values[r] end
+    local lo, hi = minmax(per)
+    return a.median / b.median, lo, hi
+end
+
+-- One target ratio row; the other build's (is_before) does not count for allmet.
+-- Returns the plot columns: score, score_lo, score_hi, ratio.
+local function target_row(q, a, b, what, is_before)
+    local ratio, lo, hi = ratio_of(a, b)
+    if not q.target then                   -- context only, no target
+        add(csv, ("ratio,%s,%s,ratio,%.4f,%.4f,%.4f,,,"):format(q.id, what, ratio, lo, hi))
+        add(md, ("| %s | %s | %.2f | %.2f–%.2f | – | (context) |"):format(q.id, what, ratio, lo, hi))
+        print(("%-4s %-" .. RW .. "s %10.3f %7.3f-%-8.3f %10s  %s"):format(q.id, what, ratio, lo, hi, "-", "(context)"))
+        return nil
     end
-    ::continue::
+    local met = (q.cmp == "<=" and ratio <= q.target) or (q.cmp == ">=" and ratio >= q.target)
+    if not is_before then allmet = allmet and met end
+    local verdict = met and "yes" or "NO"
+    add(csv, ("ratio,%s,%s,ratio,%.4f,%.4f,%.4f,%s %g,%s,"):format(q.id, what, ratio, lo, hi,
+                                                               q.cmp, q.target, verdict))
+    add(md, ("| %s | %s | %.2f | %.2f–%.2f | %s %g | %s |"):format(q.id, what, ratio, lo, hi,
+                                                                q.cmp == "<=" and "≤" or "≥", q.target, verdict))
+    print(("%-4s %-" .. RW .. "s %10.3f %7.3f-%-8.3f %3s %-6g  %s"):format(q.id, what, ratio, lo, hi,
+                                                                q.cmp, q.target, verdict))
+    -- score >= 1 means the target is met, whatever its direction
+    local function score(x) return q.cmp == "<=" and q.target / x or x / q.target end
+    local s_lo, s_hi = score(lo), score(hi)
+    if s_lo > s_hi then s_lo, s_hi = s_hi, s_lo end
+    return score(ratio), s_lo, s_hi, ratio
+end
+
+-- One "after / before" row per mtmsg measurement of the scenario: this build's figure /
+-- the other build's, run by run; the verdict says whether that is better, by the unit's
+-- direction, and whether the runs agree on it.
+local function change_rows(id)
+    for _, m in ipairs(todo) do
+        local b = m.id == id and not m.before and before(m.id, m.name)
+        if b then
+            local ratio, lo, hi = ratio_of(m, b)
+            local better = lower_better(m.unit) == (ratio < 1)
+            local same = math.abs(ratio - 1) < 0.005
+            local verdict = ("%s %+.1f%% %s"):format(same and "same" or better and "better" or "worse",
+                                                   (ratio - 1) * 100, m.unit:gsub("^us/", "µs/"))
+            if lo < 1 and hi > 1 then verdict = verdict .. ", runs disagree" end
+            local what = ("%s after / before"):format(m.name)
+            add(csv, ("change,%s,%s,ratio,%.4f,%.4f,%.4f,,%s,"):format(id, what, ratio, lo, hi,
+                                                                      verdict:gsub(",", ";")))
+            add(md, ("| %s | %s | %.3f | %.3f–%.3f | – | %s |"):format(id, what, ratio, lo, hi, verdict))
+            print(("%-4s %-" .. RW .. "s %10.3f %7.3f-%-8.3f %10s  %s"):format(id, what, ratio, lo, hi, "-",
+                                                                             verdict))
+        end
+    end
+end
+
+local ids, seen = {}, {}
+for _, q in ipairs(ratios) do if not seen[q.id] then seen[q.id] = true; ids[#ids + 1] = q.id end end
+for _, m in ipairs(todo) do if not seen[m.id] then seen[m.id] = true; ids[#ids + 1] = m.id end end
+for _, id in ipairs(ids) do
+    for _, q in ipairs(ratios) do
+        local a, b = byname[q.id .. "." .. q.num], byname[q.id .. "." .. q.den]
+        if q.id == id and a and b then
+            local cols = { target_row(q, a, b, q.what) }
+            -- the other build against the same baseline (its own where the baseline is mtmsg)
+            local ab, bb = before(q.id, q.num), before(q.id, q.den) or b
+            if ab then
+                local bcols = { target_row(q, ab, bb, q.what .. " (before)", true) }
+                if cols[1] then for k = 1, 4 do cols[#cols + 1] = bcols[k] end end
+            end
+            if cols[1] then
+                add(plot, ('%s %.4f %.4f %.4f %.4f %g "%s"'):format(q.id, cols[1], cols[2], cols[3], cols[4],
+                                                                  q.target, q.cmp == "<=" and "<=" or ">=")
+                          .. (cols[5] and (" %.4f %.4f %.4f %.4f"):format(cols[5], cols[6], cols[7], cols[8]) or ""))
+            end
+        end
+    end
+    change_rows(id)
 end
 -- The producer sweep: one row per P.
 if byname["SW.mtmsg-P" .. (SWEEP[1] or 0)] then
@@ -560,11 +708,12 @@ if byname["SW.mtmsg-P" .. (SWEEP[1] or 0)] then
     add(md, "")
     add(md, ("Producer sweep (SW): P producers, one listener buffer each → one listener, %d "
              .. "messages in all; medians of %d runs; CPU µs/msg is process CPU time / messages "
-             .. "(all threads). \"spin off\": the same with MTMSG_NOSPIN=1 (a child process)."):format(NSW, RUNS))
+             .. "(all threads). \"spin off\": the same with MTMSG_NOSPIN=1 (a child process)."):format(NSW, RUNS)
+             .. (ALT and (" \"before\": the same with %s (a child process)."):format(ALT_SO) or ""))
     add(md, "")
-    local althead = ALT and " alt msg/s | CPU µs/msg |" or ""
+    local althead = ALT and " before msg/s | CPU µs/msg | after / before msg/s |" or ""
     add(md, "| P | mtmsg msg/s | CPU µs/msg | spin off msg/s | CPU µs/msg | C msg/s | CPU µs/msg | mtmsg / C | CPU spin / spin off |" .. althead)
-    add(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|" .. (ALT and "---:|---:|" or ""))
+    add(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|" .. (ALT and "---:|---:|---:|" or ""))
     print()
     print(("%-3s %10s %8s %10s %8s %10s %8s %8s %8s"):format("P", "mtmsg", "cpu-us", "spin-off", "cpu-us",
                                                          "C", "cpu-us", "mt/C", "cpu s/o"))
@@ -575,11 +724,13 @@ if byname["SW.mtmsg-P" .. (SWEEP[1] or 0)] then
         local cv, cc = cell(c)
         local rc = (m and c) and ("%.2f"):format(m.median / c.median) or "–"
         local rs = (m and o and m.cpu and o.cpu) and ("%.2f"):format(m.cpu / o.cpu) or "–"
-        local av, ac = cell(byname["SW.alt-P" .. p])
-        local altcells = ALT and (" %s | %s |"):format(av, ac) or ""
+        local bm = before("SW", "mtmsg-P" .. p)
+        local bv, bc = cell(bm)
+        local ba = (m and bm) and ("%.3f"):format(m.median / bm.median) or "–"
+        local altcells = ALT and (" %s | %s | %s |"):format(bv, bc, ba) or ""
         add(md, ("| %d | %s | %s | %s | %s | %s | %s | %s | %s |%s"):format(p, mv, mc, ov, oc, cv, cc, rc, rs, altcells))
         print(("%-3d %10s %8s %10s %8s %10s %8s %8s %8s%s"):format(p, mv, mc, ov, oc, cv, cc, rc, rs,
-              ALT and ("  alt %s %s"):format(av, ac) or ""))
+              ALT and ("  before %s %s, after/before %s"):format(bv, bc, ba) or ""))
     end
 end
 if idle.proc then

@@ -5,7 +5,8 @@
 # tables of docs/BENCHMARKS.md), bench/machine.txt and bench/plot.dat.
 # Environment: BENCH_RUNS (5), BENCH_SCALE (1; e.g. 0.1 for a smoke run), BENCH_ONLY
 # (e.g. "S1,S3"; "SW": only the producer sweep), BENCH_SWEEP (its producer counts,
-# "1,2,4,8,15"), BENCH_NOSPIN_SWEEP (0: no spin-off rows), BENCH_TIMEOUT (seconds
+# "1,2,4,8,15"), BENCH_NOSPIN_SWEEP (0: no spin-off rows), BENCH_ALT_CPATH (another
+# build of mtmsg to compare with: "-before" rows; make bench-compare), BENCH_TIMEOUT (seconds
 # before a hung run is killed, 900), BENCH_EXT (0: not the extension benchmarks, which
 # run after the chart: make bench-tables, bench-flow, bench-eventloop).
 cd "$(dirname "$0")/.." || exit 1
