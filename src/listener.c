@@ -181,7 +181,7 @@ MsgStatus mtmsg_listener_take(MsgListener *l, MemBuf *out, int nonblock, double 
         if (l->closed) { st = MSG_CLOSED; break; }
         if (l->aborted) { st = MSG_ABORTED; break; }
         if (b) {
-            mtmsg_mutex_lock(&b->mutex);
+            if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) { st = MSG_BUSY; break; }
             if (b->msgcnt == 0) {               /* emptied by buffer:nextmsg or clear, */
                 mtmsg_listener_ready_remove_locked(l, b);   /* which have not synced yet */
                 mtmsg_mutex_unlock(&b->mutex);

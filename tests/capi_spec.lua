@@ -748,5 +748,25 @@ describe("C API", function()
             assert(busy_send, "msgToReceiver(nonblock) never saw a busy lock")
             assert(busy_recv, "nextMessageFromSender(nonblock) never saw a busy lock")
         end)
+
+        it("a nonblocking listener does not wait for the lock of one of its buffers", function()
+            -- As above: with a timeout, a nonblocking listener:nextmsg waits for a message
+            -- but not for a lock, so returning nothing means the hog held b's lock.
+            local lst = mtmsg.newlistener()
+            local b = lst:newbuffer()
+            local hog = probe.start("hog", probe.ref(b), 4 * 1024 * 1024)
+            lst:nonblock(true)
+            local busy, got = false, 0
+            local deadline = mtmsg.time() + H.TIMEOUT
+            while not busy and mtmsg.time() < deadline do
+                local s = lst:nextmsg(H.TIMEOUT)
+                if s == nil then busy = true else got = got + 1 end
+            end
+            hog:stop()
+            local rounds, failed = hog:join()
+            assert(rounds > 0 and failed == 0)
+            assert(busy, "listener:nextmsg in nonblock mode never saw a busy lock ("
+                         .. got .. " messages taken)")
+        end)
     end)
 end)
