@@ -60,15 +60,19 @@ void mtmsg_sync_abort(int rc, const char *file, int line) {
  * every collision; unless spinning is off or enough threads spin already. */
 #define LOCK_SPINS 64
 void mtmsg_mutex_lock(MtMutex *m) {
-    int k;
+    int k, pause = 1;
     if (mtmsg_mutex_trylock(m)) return;
     if (spin_enter()) {
-        for (k = 1; k < LOCK_SPINS; k++) {
-            mtmsg_cpu_relax();
-            if (mtmsg_mutex_trylock(m)) {
+        for (k = 0; k < LOCK_SPINS; k += pause) {
+            int j;
+            /* back off: a failed trylock takes the lock's cache line away from the
+             * owner, so retry after 1, 2, 4, 8, 8, ... pauses */
+            for (j = 0; j < pause; j++) mtmsg_cpu_relax();
+            if (mtmsg_mutex_maybefree(m) && mtmsg_mutex_trylock(m)) {
                 spin_leave();
                 return;
             }
+            if (pause < 8) pause *= 2;
         }
         spin_leave();
     }

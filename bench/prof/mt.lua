@@ -37,8 +37,11 @@ elseif which == "S3" then
     assert(th:join())
 elseif which == "S4" then
     local l = mtmsg.newlistener()
-    local ths = {}
-    for p = 1, 4 do ths[p] = thread.start(producer, l:newbuffer():id(), n // 4, "hell" .. p) end
+    local ths, bufs = {}, {}        -- bufs: the handles keep the buffers alive
+    for p = 1, 4 do
+        bufs[p] = l:newbuffer()
+        ths[p] = thread.start(producer, bufs[p]:id(), n // 4, "hell" .. p)
+    end
     for _ = 1, n do l:nextmsg() end
     for p = 1, 4 do assert(ths[p]:join()) end
 else
