@@ -4,8 +4,9 @@
  * platform: no other file tests _WIN32, pthreads or C11 threads (docs/DESIGN.md, "Sync").
  *
  * LOCK ORDER (never invert): registry lock -> listener mutex -> buffer mutex.
- * A buffer that belongs to a listener uses its listener's mutex, so taking the
- * "listener -> buffer" step is never needed for those. No lock is held while Lua
+ * Every buffer has its own mutex, listener buffers too; the one exception is a
+ * trylock of the listener's mutex while holding a buffer's (buffer.c, unlock_sync),
+ * which cannot deadlock. No lock is held while Lua
  * code runs, while a Lua error may be raised, or while a foreign notifier is called.
  *
  * Backends, chosen here at build time (each can be forced with -D...=1):
