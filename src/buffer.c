@@ -164,17 +164,29 @@ static void notify_takers_locked(MsgBuffer *b) {
  * in the lock order: try it while b is still locked, else lock both afresh after
  * unlocking (mtmsg_listener_sync re-checks). In between, the listener may see b with
  * messages but not ready (its taker waits for the sync, which signals it) or ready
- * but empty (its taker drops b from the list). The caller keeps b alive. */
-static void unlock_sync(MsgBuffer *b) {
+ * but empty (its taker drops b from the list). The caller keeps b alive. held: the
+ * caller holds the listener's mutex already (nonblock_hold); it is unlocked here. */
+static void unlock_sync(MsgBuffer *b, int held) {
     MsgListener *l = b->listener;
     int sync = l && (b->msgcnt > 0) != b->in_ready;
-    if (sync && mtmsg_mutex_trylock(&l->mutex)) {
-        mtmsg_listener_sync_locked(l, b);
+    if (sync && !held) held = mtmsg_mutex_trylock(&l->mutex);
+    if (held) {
+        if (sync) mtmsg_listener_sync_locked(l, b);
         mtmsg_mutex_unlock(&l->mutex);
         sync = 0;
     }
     mtmsg_mutex_unlock(&b->mutex);
     if (sync) mtmsg_listener_sync(l, b);
+}
+
+/* Nonblock mode waits for no lock, the listener's included: with b locked, before an
+ * operation that will move b into or out of its listener's ready list (willsync),
+ * takes the listener's mutex with a trylock. 0: busy, change nothing. *held: taken. */
+static int nonblock_hold(MsgBuffer *b, int nonblock, int willsync, int *held) {
+    *held = 0;
+    if (!nonblock || !willsync || !b->listener) return 1;
+    *held = mtmsg_mutex_trylock(&b->listener->mutex);
+    return *held;
 }
 
 /* The body of mtmsg_buffer_put, with b->mutex held. me: the calling sender when it
@@ -222,11 +234,16 @@ MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int cl
                            MsgFire *fire, size_t *failsize) {
     MsgStatus st;
     size_t hl;
+    int held;
     fire->api = NULL;
     if (!put_headerlen(len, &hl, failsize)) return MSG_NOMEM;
     if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) return MSG_BUSY;
+    if (!nonblock_hold(b, nonblock, !b->in_ready, &held)) {
+        mtmsg_mutex_unlock(&b->mutex);
+        return MSG_BUSY;
+    }
     st = put_locked(b, payload, len, hl, clear, NULL, fire, failsize);
-    unlock_sync(b);
+    unlock_sync(b, held);
     return st;
 }
 
@@ -304,7 +321,7 @@ MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, in
         else mtmsg_cond_waituntil(&w.cond, &b->mutex, deadline);
     }
     if (queued) flow_dequeue_locked(b, &w);
-    unlock_sync(b);
+    unlock_sync(b, 0);
     if (queued) mtmsg_cond_destroy(&w.cond);        /* unlinked: nobody signals it now */
     return st;
 }
@@ -367,13 +384,20 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
                             const CarrayReuse *check, MsgFire *fire) {
     MsgStatus st;
     MtWait w;
+    int held = 0;
     fire->api = NULL;
     if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) return MSG_BUSY;
     mtmsg_wait_init(&w, timeout);
     for (;;) {
         if (b->closed) { st = MSG_CLOSED; break; }
         if (b->aborted) { st = MSG_ABORTED; break; }
-        if (b->msgcnt > 0) { st = mtmsg_buffer_pop_locked(b, out, check, fire); break; }
+        if (b->msgcnt > 0) {
+            if (!nonblock_hold(b, nonblock, b->msgcnt == 1 && b->in_ready, &held))
+                st = MSG_BUSY;
+            else
+                st = mtmsg_buffer_pop_locked(b, out, check, fire);
+            break;
+        }
         if (b->ended) { st = MSG_ENDED; break; }            /* drained: end of stream */
         if (!mtmsg_wait_locked(&w, &b->cond, &b->mutex, &b->nwaiters, &b->seq, &b->spin)) {
             st = MSG_EMPTY;
@@ -381,7 +405,7 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
         }
     }
     mtmsg_wait_done_locked(&w, &b->spin);
-    unlock_sync(b);
+    unlock_sync(b, held);
     return st;
 }
 
@@ -630,11 +654,16 @@ static int buffer_clear(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     MsgBuffer *b = h->b;
     MsgStatus st = MSG_OK;
+    int held = 0;
     if (!mtmsg_mutex_acquire(&b->mutex, h->nonblock)) st = MSG_BUSY;
+    else if (!nonblock_hold(b, h->nonblock, b->in_ready, &held)) {
+        mtmsg_mutex_unlock(&b->mutex);
+        st = MSG_BUSY;
+    }
     if (st == MSG_OK) {
         if (b->closed) st = MSG_CLOSED;
         else mtmsg_buffer_empty_locked(b, 0);
-        unlock_sync(b);
+        unlock_sync(b, held);
     }
     if (st == MSG_CLOSED) return mtmsg_error_status(L, st, &b->obj, NULL, NULL, 0);
     lua_pushboolean(L, st == MSG_OK);
@@ -797,7 +826,7 @@ static int buffer_close(lua_State *L) {
         mtmsg_cond_broadcast(&b->cond);
         mtmsg_buffer_wakesenders_locked(b);
     }
-    unlock_sync(b);
+    unlock_sync(b, 0);
     return 0;
 }
 

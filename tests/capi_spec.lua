@@ -768,5 +768,51 @@ describe("C API", function()
             assert(busy, "listener:nextmsg in nonblock mode never saw a busy lock ("
                          .. got .. " messages taken)")
         end)
+
+        it("nonblocking add, take and clear on a listener buffer do not wait for the listener", function()
+            -- A thread takes the hog's huge messages from b1 through the listener, which
+            -- holds the listener's lock while it copies one. For b2, a first message
+            -- (0 -> 1) or the last one taken or cleared (1 -> 0) moves it in or out of
+            -- the ready list, which needs that lock: in nonblock mode such a call
+            -- returns false / nothing at once when it is busy. Only this test adds to
+            -- b2, so false from addmsg or clear means busy, and so does nothing from
+            -- nextmsg while b2 still holds the message (the thread may take it too).
+            local lst = mtmsg.newlistener()
+            local b1, b2, stop = lst:newbuffer(), lst:newbuffer(), mtmsg.newbuffer()
+            local hog = probe.start("hog", probe.ref(b1), 4 * 1024 * 1024)
+            local t = H.thread().start(function(lid, stopid)
+                local mtmsg = require "mtmsg"
+                local l, stop = mtmsg.listener(lid), mtmsg.buffer(stopid)
+                local n = 0
+                while stop:msgcnt() == 0 do
+                    if l:nextmsg(0.01) then n = n + 1 end
+                end
+                return n
+            end, lst:id(), stop:id())
+            local nb = mtmsg.buffer(b2:id())
+            nb:nonblock(true)
+            local busy_add, busy_take, busy_clear = false, false, false
+            local deadline = mtmsg.time() + H.TIMEOUT
+            while not (busy_add and busy_take and busy_clear) and mtmsg.time() < deadline do
+                if nb:addmsg("x") then
+                    if nb:nextmsg() == nil and b2:msgcnt() == 1 then busy_take = true end
+                    b2:clear()
+                    b2:addmsg("y")
+                    if nb:clear() == false then busy_clear = true end
+                    b2:clear()
+                else
+                    busy_add = true
+                end
+                assert(b2:msgcnt() == 0)
+            end
+            stop:addmsg(true)
+            local r = H.joinok(t)
+            hog:stop()
+            local rounds, failed = hog:join()
+            assert(rounds > 0 and failed == 0 and r[1] > 0)
+            assert(busy_add, "addmsg in nonblock mode never saw the listener busy")
+            assert(busy_take, "nextmsg in nonblock mode never saw the listener busy")
+            assert(busy_clear, "clear in nonblock mode never saw the listener busy")
+        end)
     end)
 end)
