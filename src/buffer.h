@@ -29,29 +29,36 @@ typedef struct MsgNotifier {
 #define MTMSG_NTF_REMOVE 1              /* "<": called after a message was removed */
 
 typedef struct MsgBuffer {
-    MsgObject obj;                      /* id, name, user reference count */
+    MsgObject obj;                      /* first: a MsgObject * is this buffer; id, name,
+                                           user reference count */
+    /* ---- what adds and takes touch, kept together: fewer cache lines move between
+       the threads that share the buffer (S2 in docs/BENCHMARKS.md) ---- */
     MtMutex mutex;
-    MtCond cond;                        /* buffer:nextmsg waiters; uses mutex */
-    struct MsgListener *listener;       /* immutable; NULL for standalone buffers */
     MemBuf queue;                       /* guarded by: mutex; frames of messages */
     size_t msgcnt;                      /* guarded by: mutex */
     int closed, aborted;                /* guarded by: mutex */
-    int nwaiters;                       /* guarded by: mutex; threads in cond wait */
-    MtAtomic seq;                       /* written under mutex, also read by spinning
-                                           takers: bumped when there is news for them */
-    MtSpin spin;                        /* guarded by: mutex */
-    int orphan;                         /* listener's mutex; no user refs, messages left */
+    int ended;                          /* guarded by: mutex; finish(): no more adds; EOS
+                                           once drained (flow control, an extension) */
     int in_ready;                       /* in the listener's ready list: written with both
                                            mutexes held, so either one guards a read */
+    int nwaiters;                       /* guarded by: mutex; threads in cond wait */
+    MtSpin spin;                        /* guarded by: mutex */
+    MtAtomic seq;                       /* written under mutex, also read by spinning
+                                           takers: bumped when there is news for them */
+    struct MsgSendWaiter *sw_head;      /* guarded by: mutex; see flow control below */
+    size_t limit;                       /* guarded by: mutex; most messages queued at once;
+                                           0: no limit (flow control) */
+    size_t hiwater;                     /* guarded by: mutex; most messages queued so far */
+    struct MsgListener *listener;       /* immutable; NULL for standalone buffers */
+    MtWake wake;                        /* guarded by: mutex; buffer:getfd, opened on demand */
+    MsgNotifier ntf[2];                 /* guarded by: mutex; [MTMSG_NTF_ADD/REMOVE] */
+    /* ---- the rest ---- */
+    MtCond cond;                        /* buffer:nextmsg waiters; uses mutex */
+    int orphan;                         /* listener's mutex; no user refs, messages left */
     struct MsgBuffer *ready_next, *ready_prev;    /* listener's mutex */
     struct MsgBuffer *member_next, *member_prev;  /* listener's mutex */
-    MsgNotifier ntf[2];                 /* guarded by: mutex; [MTMSG_NTF_ADD/REMOVE] */
-    MtWake wake;                        /* guarded by: mutex; buffer:getfd, opened on demand */
-    /* ---- flow control (extensions: see flow_* in buffer.c), all guarded by: mutex ---- */
-    size_t limit;                       /* most messages queued at once; 0: no limit */
-    size_t hiwater;                     /* most messages queued at once so far */
-    int ended;                          /* finish(): no more adds; EOS once drained */
-    struct MsgSendWaiter *sw_head, *sw_tail;  /* senders blocked in waitaddmsg, FIFO */
+    /* flow control (extensions: see flow_* in buffer.c), guarded by: mutex */
+    struct MsgSendWaiter *sw_tail;      /* senders blocked in waitaddmsg, FIFO from sw_head */
     size_t nsw;                         /* how many there are */
     MtAtomic sw_seq;                    /* bumped by takes while senders wait (they spin) */
 } MsgBuffer;
