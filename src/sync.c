@@ -59,16 +59,30 @@ void mtmsg_sync_abort(int rc, const char *file, int line) {
  * and a consumer do not put each other to sleep (and pay a futex wake-up) on
  * every collision; unless spinning is off or enough threads spin already. */
 #define LOCK_SPINS 64
+#define LOCK_QUICK 4        /* the first tries (1 + 2 + 4 pauses) are not counted */
+
+/* Waits `pause` pauses, then tries the lock if it looks free. Backing off matters: a
+ * failed trylock takes the lock's cache line away from the owner, a read shares it. */
+static int lock_retry(MtMutex *m, int pause) {
+    int j;
+    for (j = 0; j < pause; j++) mtmsg_cpu_relax();
+    return mtmsg_mutex_maybefree(m) && mtmsg_mutex_trylock(m);
+}
+
 void mtmsg_mutex_lock(MtMutex *m) {
-    int k, pause = 1;
+    int k, pause;
     if (mtmsg_mutex_trylock(m)) return;
+    if (spin_cpus() < 2) {
+        mtmsg_mutex_lockwait(m);
+        return;
+    }
+    /* most collisions end within a few pauses: those tries skip the spinner count,
+     * whose shared counter would be one more cache line moving between threads */
+    for (pause = 1; pause < LOCK_QUICK * 2; pause *= 2)
+        if (lock_retry(m, pause)) return;
     if (spin_enter()) {
         for (k = 0; k < LOCK_SPINS; k += pause) {
-            int j;
-            /* back off: a failed trylock takes the lock's cache line away from the
-             * owner, so retry after 1, 2, 4, 8, 8, ... pauses */
-            for (j = 0; j < pause; j++) mtmsg_cpu_relax();
-            if (mtmsg_mutex_maybefree(m) && mtmsg_mutex_trylock(m)) {
+            if (lock_retry(m, pause)) {
                 spin_leave();
                 return;
             }
