@@ -384,6 +384,13 @@ BufferHandle *mtmsg_buffer_check(lua_State *L, int idx) {
     return h;
 }
 
+/* mtmsg_buffer_check(L, 1) in the methods that buffer_methods registers (mtmsg_checkself). */
+static BufferHandle *checkself(lua_State *L) {
+    BufferHandle *h = mtmsg_checkself(L, buffer_class);
+    if (!h->b) luaL_argerror(L, 1, "buffer expected");      /* half-constructed */
+    return h;
+}
+
 /* Pushes an empty handle (phase one of construction). */
 static BufferHandle *newhandle(lua_State *L) {
     BufferHandle *h = lua_newuserdatauv(L, sizeof *h, 0);
@@ -547,11 +554,37 @@ void mtmsg_busybuf_release(lua_State *L, int up, MemBuf *mb, int idx) {
     else lua_remove(L, idx);
 }
 
+/* The common case of acquire/release, inline: the upvalue's buffer is free. WorkBuf
+ * remembers which buffer was acquired, so that release needs no upvalue lookup. */
+typedef struct WorkBuf {
+    BusyBuf *bb;        /* the upvalue's buffer, or NULL: mb is what acquire returned */
+    MemBuf *mb;
+} WorkBuf;
+
+static inline MemBuf *workbuf_acquire(lua_State *L, int up, WorkBuf *w) {
+    BusyBuf *bb = (BusyBuf *)lua_touserdata(L, lua_upvalueindex(up));
+    if (bb && !bb->busy) {
+        bb->busy = 1;
+        w->bb = bb;
+        return w->mb = &bb->mb;
+    }
+    w->bb = NULL;
+    return w->mb = mtmsg_busybuf_acquire(L, up);
+}
+
+/* idx: the top before acquire, plus one (see mtmsg_busybuf_release). */
+static inline void workbuf_release(lua_State *L, int up, WorkBuf *w, int idx) {
+    mtmsg_membuf_shrink(w->mb, MTMSG_SCRATCH_KEEP);
+    if (w->bb) w->bb->busy = 0;
+    else mtmsg_busybuf_release(L, up, w->mb, idx);
+}
+
 static int put_args(lua_State *L, int clear) {
-    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    BufferHandle *h = checkself(L);
     int top = lua_gettop(L), badarg = 0;
     const char *badmsg = NULL;
-    MemBuf *mb = mtmsg_busybuf_acquire(L, MTMSG_UP_SCRATCH), copy;
+    WorkBuf w;
+    MemBuf *mb = workbuf_acquire(L, MTMSG_UP_SCRATCH, &w), copy;
     MsgStatus st;
     MsgFire fire;
     size_t len, failsize = 0;
@@ -559,15 +592,19 @@ static int put_args(lua_State *L, int clear) {
     st = mtmsg_codec_encode(L, 2, top, mb, &badarg, &badmsg);
     if (st != MSG_OK) {                    /* bad argument or no memory: nothing sent */
         copy = *mb;                        /* for the error text, after release */
-        mtmsg_busybuf_release(L, MTMSG_UP_SCRATCH, mb, top + 1);
+        workbuf_release(L, MTMSG_UP_SCRATCH, &w, top + 1);
         if (st == MSG_BADARG) return luaL_argerror(L, badarg, badmsg);
         return mtmsg_error_status(L, st, NULL, NULL, &copy, 0);
     }
     len = mb->len;
     st = mtmsg_buffer_put(h->b, mtmsg_membuf_begin(mb), len, clear, h->nonblock, &fire,
                           &failsize);
-    mtmsg_busybuf_release(L, MTMSG_UP_SCRATCH, mb, top + 1);
+    workbuf_release(L, MTMSG_UP_SCRATCH, &w, top + 1);
     if (fire.api) mtmsg_capi_firelua(L, &fire);
+    if (st == MSG_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
     return put_result(L, h->b, st, len, failsize);
 }
 
@@ -626,7 +663,15 @@ static int buffer_clear(lua_State *L) {
 
 double mtmsg_buffer_recvargs(lua_State *L, int arg, int nonblock, CarrayReuse *reuse) {
     double timeout = nonblock ? 0 : -1;
-    int t = lua_type(L, arg);
+    int t, top = lua_gettop(L);
+    if (top < arg) {                    /* no arguments: as mtmsg_carray_checkreuse does */
+        reuse->first = reuse->next = arg + 1;   /* for an empty list (first > last) */
+        reuse->last = top;
+        reuse->ntypes = 0;
+        reuse->ready = 0;
+        return timeout;
+    }
+    t = lua_type(L, arg);
     if (t == LUA_TNUMBER) {
         timeout = (double)lua_tonumber(L, arg);
         if (!(timeout > 0)) timeout = 0;             /* also NaN */
@@ -644,7 +689,7 @@ int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, CarrayReuse *reuse) {
     size_t pos = 0;
     int n = mtmsg_codec_decode(L, mtmsg_membuf_begin(mb), mb->len, &pos, -1, reuse);
     if (n < 0) mtmsg_sync_abort(-1, __FILE__, __LINE__);    /* our own bytes: a bug */
-    mtmsg_carray_finishreuse(L, reuse);
+    if (reuse->next <= reuse->last) mtmsg_carray_finishreuse(L, reuse);    /* carrays left */
     return n;
 }
 
@@ -690,27 +735,28 @@ static int receive_held(lua_State *L, HeldMsg *held, CarrayReuse *reuse) {
 static int receive_got(lua_State *L, MsgObject *o, int nonblock, double timeout,
                        CarrayReuse *reuse, HeldMsg *held, int *got) {
     int top = lua_gettop(L), n;
+    WorkBuf w;
     MemBuf *mb, copy;
     MsgFire fire;
     MsgStatus st;
     if (got) *got = 1;
     if (held->has) return receive_held(L, held, reuse);
     for (;;) {
-        mb = mtmsg_busybuf_acquire(L, MTMSG_UP_RECV);
+        mb = workbuf_acquire(L, MTMSG_UP_RECV, &w);
         st = o->kind == KIND_BUFFER
            ? mtmsg_buffer_take((MsgBuffer *)o, mb, nonblock, timeout, mtmsg_carray_check(reuse),
                                &fire)
            : mtmsg_listener_take((MsgListener *)o, mb, nonblock, timeout,
                                  mtmsg_carray_check(reuse), &fire);
         if (st != MSG_NEEDCARRAY) break;
-        mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+        workbuf_release(L, MTMSG_UP_RECV, &w, top + 1);
         mtmsg_carray_load(L, reuse);       /* require "carray", nothing held; then retry */
     }
     if (st != MSG_OK) {
         copy = *mb;                        /* for the error text, after release */
-        mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+        workbuf_release(L, MTMSG_UP_RECV, &w, top + 1);
         if (st == MSG_EMPTY || st == MSG_BUSY) {
-            mtmsg_carray_finishreuse(L, reuse);
+            if (reuse->next <= reuse->last) mtmsg_carray_finishreuse(L, reuse);
             if (got) *got = 0;
             return 0;
         }
@@ -729,13 +775,13 @@ static int receive_got(lua_State *L, MsgObject *o, int nonblock, double timeout,
          * on this handle: that one gets the message. */
         swap_held(mb, held);
         if (mtmsg_capi_fireerror(L, &fire)) {               /* pushed the error text */
-            mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+            workbuf_release(L, MTMSG_UP_RECV, &w, top + 1);
             return lua_error(L);
         }
         swap_held(mb, held);                                /* no Lua ran: mb is ours */
     }
     n = mtmsg_buffer_pushmsg(L, mb, reuse);             /* [temporary], values */
-    mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+    workbuf_release(L, MTMSG_UP_RECV, &w, top + 1);
     return n;
 }
 
@@ -745,7 +791,7 @@ int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeou
 }
 
 static int buffer_nextmsg(lua_State *L) {
-    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    BufferHandle *h = checkself(L);
     CarrayReuse reuse;
     double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
     return mtmsg_buffer_receive(L, &h->b->obj, h->nonblock, timeout, &reuse, &h->held);

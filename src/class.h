@@ -42,6 +42,22 @@ static inline void *mtmsg_checkclass(lua_State *L, int idx, const char *tname) {
     return luaL_checkudata(L, idx, tname);
 }
 
+/* The check of self (argument 1) in a method of the class that `tname` names, for the
+ * functions that mtmsg_open_class registered as that class's methods or metamethods
+ * only (never in a function another class or module may register): their
+ * MTMSG_CLASS_UPVALUE is that class's metatable, so the tag needs no check. Otherwise
+ * as mtmsg_checkclass(L, 1, tname). The hot methods (addmsg, nextmsg) use it. */
+static inline void *mtmsg_checkself(lua_State *L, const char *tname) {
+    void *p = lua_touserdata(L, 1);
+    if (p && lua_getmetatable(L, 1)) {
+        int same = lua_topointer(L, -1)
+                   == lua_touserdata(L, lua_upvalueindex(MTMSG_CLASS_UPVALUE));
+        lua_pop(L, 1);
+        if (same) return p;
+    }
+    return luaL_checkudata(L, 1, tname);
+}
+
 /* Optional boolean flag at arg: true when absent; any non-boolean is an argument error. */
 int mtmsg_checkflag(lua_State *L, int arg);
 
