@@ -384,10 +384,19 @@ BufferHandle *mtmsg_buffer_check(lua_State *L, int idx) {
     return h;
 }
 
-/* mtmsg_buffer_check(L, 1) in the methods that buffer_methods registers (mtmsg_checkself). */
+/* mtmsg_buffer_check(L, 1) in the methods and metamethods that mtmsg_open_class
+ * registers for buffers (see mtmsg_classctx). The class context remembers the last
+ * handle that passed (ctx->self): the next call with the same handle as self takes one
+ * pointer comparison. A complete handle (b set) keeps its b until buffer_gc, which
+ * forgets it (clears ctx->self) before its memory can be freed and reused; handles
+ * without b are never remembered. So ctx->self is always a live, complete handle. */
 static BufferHandle *checkself(lua_State *L) {
-    BufferHandle *h = mtmsg_checkself(L, buffer_class);
+    ClassCtx *ctx = mtmsg_classctx(L);
+    BufferHandle *h = (BufferHandle *)lua_touserdata(L, 1);
+    if (h && ctx && h == ctx->self) return h;
+    h = mtmsg_checkself(L, ctx, buffer_class);
     if (!h->b) luaL_argerror(L, 1, "buffer expected");      /* half-constructed */
+    if (ctx) ctx->self = h;
     return h;
 }
 
@@ -473,6 +482,8 @@ static int m_buffer(lua_State *L) {
 
 static int buffer_gc(lua_State *L) {
     BufferHandle *h = luaL_checkudata(L, 1, MTMSG_BUFFER_MT);
+    ClassCtx *ctx = mtmsg_classctx(L);
+    if (ctx && ctx->self == h) ctx->self = NULL;    /* see checkself */
     mtmsg_heldmsg_free(&h->held);
     if (h->b) {
         MsgBuffer *b = h->b;
