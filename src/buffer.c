@@ -390,7 +390,7 @@ BufferHandle *mtmsg_buffer_check(lua_State *L, int idx) {
  * pointer comparison. A complete handle (b set) keeps its b until buffer_gc, which
  * forgets it (clears ctx->self) before its memory can be freed and reused; handles
  * without b are never remembered. So ctx->self is always a live, complete handle. */
-static BufferHandle *checkself(lua_State *L) {
+static inline BufferHandle *checkself(lua_State *L) {
     ClassCtx *ctx = mtmsg_classctx(L);
     BufferHandle *h = (BufferHandle *)lua_touserdata(L, 1);
     if (h && ctx && h == ctx->self) return h;
@@ -672,14 +672,20 @@ static int buffer_clear(lua_State *L) {
     return 1;
 }
 
+/* The reuse list of a receive without carray arguments: as mtmsg_carray_checkreuse(L,
+ * top + 1, top, reuse) sets it up, without a call. */
+static inline void noreuse(CarrayReuse *reuse, int top) {
+    reuse->first = reuse->next = top + 1;
+    reuse->last = top;
+    reuse->ntypes = 0;
+    reuse->ready = 0;
+}
+
 double mtmsg_buffer_recvargs(lua_State *L, int arg, int nonblock, CarrayReuse *reuse) {
     double timeout = nonblock ? 0 : -1;
     int t, top = lua_gettop(L);
-    if (top < arg) {                    /* no arguments: as mtmsg_carray_checkreuse does */
-        reuse->first = reuse->next = arg + 1;   /* for an empty list (first > last) */
-        reuse->last = top;
-        reuse->ntypes = 0;
-        reuse->ready = 0;
+    if (top < arg) {                    /* no arguments */
+        noreuse(reuse, top);
         return timeout;
     }
     t = lua_type(L, arg);
@@ -743,9 +749,9 @@ static int receive_held(lua_State *L, HeldMsg *held, CarrayReuse *reuse) {
 
 /* As mtmsg_buffer_receive; *got (may be NULL) tells whether a message was returned
  * (an empty message and a timeout both return no values). */
-static int receive_got(lua_State *L, MsgObject *o, int nonblock, double timeout,
+static int receive_got(lua_State *L, int top, MsgObject *o, int nonblock, double timeout,
                        CarrayReuse *reuse, HeldMsg *held, int *got) {
-    int top = lua_gettop(L), n;
+    int n;
     WorkBuf w;
     MemBuf *mb, copy;
     MsgFire fire;
@@ -798,14 +804,22 @@ static int receive_got(lua_State *L, MsgObject *o, int nonblock, double timeout,
 
 int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
                          CarrayReuse *reuse, HeldMsg *held) {
-    return receive_got(L, o, nonblock, timeout, reuse, held, NULL);
+    return receive_got(L, lua_gettop(L), o, nonblock, timeout, reuse, held, NULL);
 }
 
 static int buffer_nextmsg(lua_State *L) {
     BufferHandle *h = checkself(L);
     CarrayReuse reuse;
-    double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
-    return mtmsg_buffer_receive(L, &h->b->obj, h->nonblock, timeout, &reuse, &h->held);
+    int top = lua_gettop(L);
+    double timeout;
+    if (top == 1) {                     /* no arguments: the common case without a call */
+        timeout = h->nonblock ? 0 : -1;
+        noreuse(&reuse, 1);
+    } else {
+        timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
+        top = lua_gettop(L);
+    }
+    return receive_got(L, top, &h->b->obj, h->nonblock, timeout, &reuse, &h->held, NULL);
 }
 
 static int buffer_nonblock(lua_State *L) {
@@ -1122,7 +1136,7 @@ int mtmsg_buffer_iterstep(lua_State *L, MsgObject *o, int nonblock, HeldMsg *hel
     lua_settop(L, 1);                                   /* the handle stays referenced */
     mtmsg_carray_checkreuse(L, 2, 1, &reuse);           /* no reuse list */
     mtmsg_pushinteger(L, i + 1);
-    n = receive_got(L, o, nonblock, timeout, &reuse, held, &got);
+    n = receive_got(L, lua_gettop(L), o, nonblock, timeout, &reuse, held, &got);
     if (!got) return 0;                                 /* end of stream or timeout */
     return n + 1;
 }
