@@ -390,8 +390,8 @@ BufferHandle *mtmsg_buffer_check(lua_State *L, int idx) {
  * pointer comparison. A complete handle (b set) keeps its b until buffer_gc, which
  * forgets it (clears ctx->self) before its memory can be freed and reused; handles
  * without b are never remembered. So ctx->self is always a live, complete handle. */
-static inline BufferHandle *checkself(lua_State *L) {
-    ClassCtx *ctx = mtmsg_classctx(L);
+static inline BufferHandle *checkself(lua_State *L, ClassCtx **ctxp) {
+    ClassCtx *ctx = *ctxp = mtmsg_classctx(L);
     BufferHandle *h = (BufferHandle *)lua_touserdata(L, 1);
     if (h && ctx && h == ctx->self) return h;
     h = mtmsg_checkself(L, ctx, buffer_class);
@@ -572,8 +572,10 @@ typedef struct WorkBuf {
     MemBuf *mb;
 } WorkBuf;
 
-static inline MemBuf *workbuf_acquire(lua_State *L, int up, WorkBuf *w) {
-    BusyBuf *bb = (BusyBuf *)lua_touserdata(L, lua_upvalueindex(up));
+/* bb: the buffer to use if it is free (from the class context), or NULL: the
+ * upvalue's. Either way the upvalue's (or a temporary) when bb is busy. */
+static inline MemBuf *workbuf_acquire(lua_State *L, int up, BusyBuf *bb, WorkBuf *w) {
+    if (!bb) bb = (BusyBuf *)lua_touserdata(L, lua_upvalueindex(up));
     if (bb && !bb->busy) {
         bb->busy = 1;
         w->bb = bb;
@@ -591,11 +593,13 @@ static inline void workbuf_release(lua_State *L, int up, WorkBuf *w, int idx) {
 }
 
 static int put_args(lua_State *L, int clear) {
-    BufferHandle *h = checkself(L);
+    ClassCtx *ctx;
+    BufferHandle *h = checkself(L, &ctx);
     int top = lua_gettop(L), badarg = 0;
     const char *badmsg = NULL;
     WorkBuf w;
-    MemBuf *mb = workbuf_acquire(L, MTMSG_UP_SCRATCH, &w), copy;
+    MemBuf *mb = workbuf_acquire(L, MTMSG_UP_SCRATCH, ctx ? (BusyBuf *)ctx->scratch : NULL, &w),
+           copy;
     MsgStatus st;
     MsgFire fire;
     size_t len, failsize = 0;
@@ -749,8 +753,8 @@ static int receive_held(lua_State *L, HeldMsg *held, CarrayReuse *reuse) {
 
 /* As mtmsg_buffer_receive; *got (may be NULL) tells whether a message was returned
  * (an empty message and a timeout both return no values). */
-static int receive_got(lua_State *L, int top, MsgObject *o, int nonblock, double timeout,
-                       CarrayReuse *reuse, HeldMsg *held, int *got) {
+static int receive_got(lua_State *L, int top, BusyBuf *recv, MsgObject *o, int nonblock,
+                       double timeout, CarrayReuse *reuse, HeldMsg *held, int *got) {
     int n;
     WorkBuf w;
     MemBuf *mb, copy;
@@ -759,7 +763,7 @@ static int receive_got(lua_State *L, int top, MsgObject *o, int nonblock, double
     if (got) *got = 1;
     if (held->has) return receive_held(L, held, reuse);
     for (;;) {
-        mb = workbuf_acquire(L, MTMSG_UP_RECV, &w);
+        mb = workbuf_acquire(L, MTMSG_UP_RECV, recv, &w);
         st = o->kind == KIND_BUFFER
            ? mtmsg_buffer_take((MsgBuffer *)o, mb, nonblock, timeout, mtmsg_carray_check(reuse),
                                &fire)
@@ -804,11 +808,12 @@ static int receive_got(lua_State *L, int top, MsgObject *o, int nonblock, double
 
 int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
                          CarrayReuse *reuse, HeldMsg *held) {
-    return receive_got(L, lua_gettop(L), o, nonblock, timeout, reuse, held, NULL);
+    return receive_got(L, lua_gettop(L), NULL, o, nonblock, timeout, reuse, held, NULL);
 }
 
 static int buffer_nextmsg(lua_State *L) {
-    BufferHandle *h = checkself(L);
+    ClassCtx *ctx;
+    BufferHandle *h = checkself(L, &ctx);
     CarrayReuse reuse;
     int top = lua_gettop(L);
     double timeout;
@@ -819,7 +824,8 @@ static int buffer_nextmsg(lua_State *L) {
         timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
         top = lua_gettop(L);
     }
-    return receive_got(L, top, &h->b->obj, h->nonblock, timeout, &reuse, &h->held, NULL);
+    return receive_got(L, top, ctx ? (BusyBuf *)ctx->recv : NULL, &h->b->obj, h->nonblock,
+                       timeout, &reuse, &h->held, NULL);
 }
 
 static int buffer_nonblock(lua_State *L) {
@@ -1136,7 +1142,7 @@ int mtmsg_buffer_iterstep(lua_State *L, MsgObject *o, int nonblock, HeldMsg *hel
     lua_settop(L, 1);                                   /* the handle stays referenced */
     mtmsg_carray_checkreuse(L, 2, 1, &reuse);           /* no reuse list */
     mtmsg_pushinteger(L, i + 1);
-    n = receive_got(L, lua_gettop(L), o, nonblock, timeout, &reuse, held, &got);
+    n = receive_got(L, lua_gettop(L), NULL, o, nonblock, timeout, &reuse, held, &got);
     if (!got) return 0;                                 /* end of stream or timeout */
     return n + 1;
 }
@@ -1219,8 +1225,28 @@ static const luaL_Reg module_funcs[] = {
     {"newbuffer", m_newbuffer}, {"buffer", m_buffer}, {NULL, NULL}
 };
 
+/* Registry key of the state's receive BusyBuf of buffer:nextmsg (ClassCtx.recv). */
+static char recv_key;  /* only its address matters */
+
 void mtmsg_buffer_open(lua_State *L) {
+    ClassCtx *ctx;
     mtmsg_open_class(L, buffer_class, buffer_methods, buffer_metamethods, module_funcs);
+    ctx = mtmsg_class_getctx(L, buffer_class);
+    lua_pushlightuserdata(L, &recv_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);               /* module, scratch, recv | nil */
+    ctx->recv = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!ctx->recv) {                               /* the first load: a new one */
+        BusyBuf *bb = (BusyBuf *)lua_newuserdatauv(L, sizeof *bb, 0);
+        mtmsg_membuf_init(&bb->mb, 256, 2);
+        bb->busy = 0;
+        luaL_getmetatable(L, MTMSG_BUSYBUF_MT);     /* its __gc frees the memory */
+        lua_setmetatable(L, -2);
+        lua_pushlightuserdata(L, &recv_key);
+        lua_insert(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);           /* module, scratch */
+        ctx->recv = bb;
+    }
     luaL_getmetatable(L, MTMSG_BUFFER_MT);          /* module, scratch, mt */
     mtmsg_capi_publish(L);
     lua_pop(L, 1);                                  /* module, scratch */

@@ -10,6 +10,7 @@
  * its metatable is at (absolute) index mt. */
 static void pushctx(lua_State *L, const char *tname, int mt) {
     ClassCtx *ctx;
+    void *scratch = lua_touserdata(L, mt - 1);
     lua_pushlightuserdata(L, (void *)(uintptr_t)tname);
     lua_rawget(L, LUA_REGISTRYINDEX);               /* ctx | nil */
     ctx = (ClassCtx *)lua_touserdata(L, -1);
@@ -17,11 +18,22 @@ static void pushctx(lua_State *L, const char *tname, int mt) {
         lua_pop(L, 1);
         ctx = (ClassCtx *)lua_newuserdatauv(L, sizeof *ctx, 0);
         ctx->self = NULL;
+        ctx->recv = NULL;
         lua_pushlightuserdata(L, (void *)(uintptr_t)tname);
         lua_pushvalue(L, -2);
         lua_rawset(L, LUA_REGISTRYINDEX);           /* ctx */
     }
     ctx->mt = lua_topointer(L, mt);
+    ctx->scratch = scratch;
+}
+
+ClassCtx *mtmsg_class_getctx(lua_State *L, const char *tname) {
+    ClassCtx *ctx;
+    lua_pushlightuserdata(L, (void *)(uintptr_t)tname);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    ctx = (ClassCtx *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return ctx;
 }
 
 void mtmsg_open_class(lua_State *L, const char *tname, const luaL_Reg *methods,

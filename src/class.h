@@ -12,7 +12,8 @@
 
 /* Creates metatable `tname` (methods, metamethods, __name, protected __metatable) and
  * adds `funcs` to the module; all get the scratch upvalue. `tname` is the class's own
- * static array, its tag for mtmsg_checkclass. Stack: module, scratch. */
+ * static array, its tag for mtmsg_checkclass. Stack: module, scratch (the state's one,
+ * held by the registry: see ClassCtx). */
 void mtmsg_open_class(lua_State *L, const char *tname, const luaL_Reg *methods,
                       const luaL_Reg *metamethods, const luaL_Reg *funcs);
 
@@ -22,6 +23,8 @@ void mtmsg_open_class(lua_State *L, const char *tname, const luaL_Reg *methods,
 typedef struct ClassCtx {
     const void *mt;     /* the class metatable's address (it stays in the registry) */
     void *self;         /* a class may cache its last checked handle here: see buffer.c */
+    void *scratch;      /* the state's scratch BusyBuf (upvalue 1), kept in the registry */
+    void *recv;         /* a class may keep a registry-held receive BusyBuf here */
 } ClassCtx;
 
 /* luaL_checkudata(L, idx, tname), with a fast path for the methods and metamethods of
@@ -69,6 +72,9 @@ static inline void *mtmsg_checkself(lua_State *L, const ClassCtx *ctx, const cha
     if (p && ctx && mtmsg_hasclassmt(L, 1, ctx)) return p;
     return luaL_checkudata(L, 1, tname);
 }
+
+/* The ClassCtx of the class `tname` names in this state (after mtmsg_open_class). */
+ClassCtx *mtmsg_class_getctx(lua_State *L, const char *tname);
 
 /* Optional boolean flag at arg: true when absent; any non-boolean is an argument error. */
 int mtmsg_checkflag(lua_State *L, int arg);
