@@ -425,6 +425,22 @@ BufferHandle *mtmsg_buffer_check(lua_State *L, int idx) {
     return h;
 }
 
+/* mtmsg_buffer_check(L, 1) in the methods and metamethods that mtmsg_open_class
+ * registers for buffers (see mtmsg_classctx). The class context remembers the last
+ * handle that passed (ctx->self): the next call with the same handle as self takes one
+ * pointer comparison. A complete handle (b set) keeps its b until buffer_gc, which
+ * forgets it (clears ctx->self) before its memory can be freed and reused; handles
+ * without b are never remembered. So ctx->self is always a live, complete handle. */
+static inline BufferHandle *checkself(lua_State *L, ClassCtx **ctxp) {
+    ClassCtx *ctx = *ctxp = mtmsg_classctx(L);
+    BufferHandle *h = (BufferHandle *)lua_touserdata(L, 1);
+    if (h && ctx && h == ctx->self) return h;
+    h = mtmsg_checkself(L, ctx, buffer_class);
+    if (!h->b) luaL_argerror(L, 1, "buffer expected");      /* half-constructed */
+    if (ctx) ctx->self = h;
+    return h;
+}
+
 /* Pushes an empty handle (phase one of construction). */
 static BufferHandle *newhandle(lua_State *L) {
     BufferHandle *h = lua_newuserdatauv(L, sizeof *h, 0);
@@ -507,6 +523,8 @@ static int m_buffer(lua_State *L) {
 
 static int buffer_gc(lua_State *L) {
     BufferHandle *h = luaL_checkudata(L, 1, MTMSG_BUFFER_MT);
+    ClassCtx *ctx = mtmsg_classctx(L);
+    if (ctx && ctx->self == h) ctx->self = NULL;    /* see checkself */
     mtmsg_heldmsg_free(&h->held);
     if (h->b) {
         MsgBuffer *b = h->b;
@@ -588,11 +606,41 @@ void mtmsg_busybuf_release(lua_State *L, int up, MemBuf *mb, int idx) {
     else lua_remove(L, idx);
 }
 
+/* The common case of acquire/release, inline: the upvalue's buffer is free. WorkBuf
+ * remembers which buffer was acquired, so that release needs no upvalue lookup. */
+typedef struct WorkBuf {
+    BusyBuf *bb;        /* the upvalue's buffer, or NULL: mb is what acquire returned */
+    MemBuf *mb;
+} WorkBuf;
+
+/* bb: the buffer to use if it is free (from the class context), or NULL: the
+ * upvalue's. Either way the upvalue's (or a temporary) when bb is busy. */
+static inline MemBuf *workbuf_acquire(lua_State *L, int up, BusyBuf *bb, WorkBuf *w) {
+    if (!bb) bb = (BusyBuf *)lua_touserdata(L, lua_upvalueindex(up));
+    if (bb && !bb->busy) {
+        bb->busy = 1;
+        w->bb = bb;
+        return w->mb = &bb->mb;
+    }
+    w->bb = NULL;
+    return w->mb = mtmsg_busybuf_acquire(L, up);
+}
+
+/* idx: the top before acquire, plus one (see mtmsg_busybuf_release). */
+static inline void workbuf_release(lua_State *L, int up, WorkBuf *w, int idx) {
+    mtmsg_membuf_shrink(w->mb, MTMSG_SCRATCH_KEEP);
+    if (w->bb) w->bb->busy = 0;
+    else mtmsg_busybuf_release(L, up, w->mb, idx);
+}
+
 static int put_args(lua_State *L, int clear) {
-    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    ClassCtx *ctx;
+    BufferHandle *h = checkself(L, &ctx);
     int top = lua_gettop(L), badarg = 0;
     const char *badmsg = NULL;
-    MemBuf *mb = mtmsg_busybuf_acquire(L, MTMSG_UP_SCRATCH), copy;
+    WorkBuf w;
+    MemBuf *mb = workbuf_acquire(L, MTMSG_UP_SCRATCH, ctx ? (BusyBuf *)ctx->scratch : NULL, &w),
+           copy;
     MsgStatus st;
     MsgFire fire;
     size_t len, failsize = 0;
@@ -600,15 +648,19 @@ static int put_args(lua_State *L, int clear) {
     st = mtmsg_codec_encode(L, 2, top, mb, &badarg, &badmsg);
     if (st != MSG_OK) {                    /* bad argument or no memory: nothing sent */
         copy = *mb;                        /* for the error text, after release */
-        mtmsg_busybuf_release(L, MTMSG_UP_SCRATCH, mb, top + 1);
+        workbuf_release(L, MTMSG_UP_SCRATCH, &w, top + 1);
         if (st == MSG_BADARG) return luaL_argerror(L, badarg, badmsg);
         return mtmsg_error_status(L, st, NULL, NULL, &copy, 0);
     }
     len = mb->len;
     st = mtmsg_buffer_put(h->b, mtmsg_membuf_begin(mb), len, clear, h->nonblock, &fire,
                           &failsize);
-    mtmsg_busybuf_release(L, MTMSG_UP_SCRATCH, mb, top + 1);
+    workbuf_release(L, MTMSG_UP_SCRATCH, &w, top + 1);
     if (fire.api) mtmsg_capi_firelua(L, &fire);
+    if (st == MSG_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
     return put_result(L, h->b, st, len, failsize);
 }
 
@@ -670,9 +722,23 @@ static int buffer_clear(lua_State *L) {
     return 1;
 }
 
+/* The reuse list of a receive without carray arguments: as mtmsg_carray_checkreuse(L,
+ * top + 1, top, reuse) sets it up, without a call. */
+static inline void noreuse(CarrayReuse *reuse, int top) {
+    reuse->first = reuse->next = top + 1;
+    reuse->last = top;
+    reuse->ntypes = 0;
+    reuse->ready = 0;
+}
+
 double mtmsg_buffer_recvargs(lua_State *L, int arg, int nonblock, CarrayReuse *reuse) {
     double timeout = nonblock ? 0 : -1;
-    int t = lua_type(L, arg);
+    int t, top = lua_gettop(L);
+    if (top < arg) {                    /* no arguments */
+        noreuse(reuse, top);
+        return timeout;
+    }
+    t = lua_type(L, arg);
     if (t == LUA_TNUMBER) {
         timeout = (double)lua_tonumber(L, arg);
         if (!(timeout > 0)) timeout = 0;             /* also NaN */
@@ -690,7 +756,7 @@ int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, CarrayReuse *reuse) {
     size_t pos = 0;
     int n = mtmsg_codec_decode(L, mtmsg_membuf_begin(mb), mb->len, &pos, -1, reuse);
     if (n < 0) mtmsg_sync_abort(-1, __FILE__, __LINE__);    /* our own bytes: a bug */
-    mtmsg_carray_finishreuse(L, reuse);
+    if (reuse->next <= reuse->last) mtmsg_carray_finishreuse(L, reuse);    /* carrays left */
     return n;
 }
 
@@ -733,30 +799,31 @@ static int receive_held(lua_State *L, HeldMsg *held, CarrayReuse *reuse) {
 
 /* As mtmsg_buffer_receive; *got (may be NULL) tells whether a message was returned
  * (an empty message and a timeout both return no values). */
-static int receive_got(lua_State *L, MsgObject *o, int nonblock, double timeout,
-                       CarrayReuse *reuse, HeldMsg *held, int *got) {
-    int top = lua_gettop(L), n;
+static int receive_got(lua_State *L, int top, BusyBuf *recv, MsgObject *o, int nonblock,
+                       double timeout, CarrayReuse *reuse, HeldMsg *held, int *got) {
+    int n;
+    WorkBuf w;
     MemBuf *mb, copy;
     MsgFire fire;
     MsgStatus st;
     if (got) *got = 1;
     if (held->has) return receive_held(L, held, reuse);
     for (;;) {
-        mb = mtmsg_busybuf_acquire(L, MTMSG_UP_RECV);
+        mb = workbuf_acquire(L, MTMSG_UP_RECV, recv, &w);
         st = o->kind == KIND_BUFFER
            ? mtmsg_buffer_take((MsgBuffer *)o, mb, nonblock, timeout, mtmsg_carray_check(reuse),
                                &fire)
            : mtmsg_listener_take((MsgListener *)o, mb, nonblock, timeout,
                                  mtmsg_carray_check(reuse), &fire);
         if (st != MSG_NEEDCARRAY) break;
-        mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+        workbuf_release(L, MTMSG_UP_RECV, &w, top + 1);
         mtmsg_carray_load(L, reuse);       /* require "carray", nothing held; then retry */
     }
     if (st != MSG_OK) {
         copy = *mb;                        /* for the error text, after release */
-        mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+        workbuf_release(L, MTMSG_UP_RECV, &w, top + 1);
         if (st == MSG_EMPTY || st == MSG_BUSY) {
-            mtmsg_carray_finishreuse(L, reuse);
+            if (reuse->next <= reuse->last) mtmsg_carray_finishreuse(L, reuse);
             if (got) *got = 0;
             return 0;
         }
@@ -775,26 +842,36 @@ static int receive_got(lua_State *L, MsgObject *o, int nonblock, double timeout,
          * on this handle: that one gets the message. */
         swap_held(mb, held);
         if (mtmsg_capi_fireerror(L, &fire)) {               /* pushed the error text */
-            mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+            workbuf_release(L, MTMSG_UP_RECV, &w, top + 1);
             return lua_error(L);
         }
         swap_held(mb, held);                                /* no Lua ran: mb is ours */
     }
     n = mtmsg_buffer_pushmsg(L, mb, reuse);             /* [temporary], values */
-    mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);
+    workbuf_release(L, MTMSG_UP_RECV, &w, top + 1);
     return n;
 }
 
 int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeout,
                          CarrayReuse *reuse, HeldMsg *held) {
-    return receive_got(L, o, nonblock, timeout, reuse, held, NULL);
+    return receive_got(L, lua_gettop(L), NULL, o, nonblock, timeout, reuse, held, NULL);
 }
 
 static int buffer_nextmsg(lua_State *L) {
-    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    ClassCtx *ctx;
+    BufferHandle *h = checkself(L, &ctx);
     CarrayReuse reuse;
-    double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
-    return mtmsg_buffer_receive(L, &h->b->obj, h->nonblock, timeout, &reuse, &h->held);
+    int top = lua_gettop(L);
+    double timeout;
+    if (top == 1) {                     /* no arguments: the common case without a call */
+        timeout = h->nonblock ? 0 : -1;
+        noreuse(&reuse, 1);
+    } else {
+        timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
+        top = lua_gettop(L);
+    }
+    return receive_got(L, top, ctx ? (BusyBuf *)ctx->recv : NULL, &h->b->obj, h->nonblock,
+                       timeout, &reuse, &h->held, NULL);
 }
 
 static int buffer_nonblock(lua_State *L) {
@@ -1113,7 +1190,7 @@ int mtmsg_buffer_iterstep(lua_State *L, MsgObject *o, int nonblock, HeldMsg *hel
     lua_settop(L, 1);                                   /* the handle stays referenced */
     mtmsg_carray_checkreuse(L, 2, 1, &reuse);           /* no reuse list */
     mtmsg_pushinteger(L, i + 1);
-    n = receive_got(L, o, nonblock, timeout, &reuse, held, &got);
+    n = receive_got(L, lua_gettop(L), NULL, o, nonblock, timeout, &reuse, held, &got);
     if (!got) return 0;                                 /* end of stream or timeout */
     return n + 1;
 }
@@ -1196,8 +1273,28 @@ static const luaL_Reg module_funcs[] = {
     {"newbuffer", m_newbuffer}, {"buffer", m_buffer}, {NULL, NULL}
 };
 
+/* Registry key of the state's receive BusyBuf of buffer:nextmsg (ClassCtx.recv). */
+static char recv_key;  /* only its address matters */
+
 void mtmsg_buffer_open(lua_State *L) {
+    ClassCtx *ctx;
     mtmsg_open_class(L, buffer_class, buffer_methods, buffer_metamethods, module_funcs);
+    ctx = mtmsg_class_getctx(L, buffer_class);
+    lua_pushlightuserdata(L, &recv_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);               /* module, scratch, recv | nil */
+    ctx->recv = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!ctx->recv) {                               /* the first load: a new one */
+        BusyBuf *bb = (BusyBuf *)lua_newuserdatauv(L, sizeof *bb, 0);
+        mtmsg_membuf_init(&bb->mb, 256, 2);
+        bb->busy = 0;
+        luaL_getmetatable(L, MTMSG_BUSYBUF_MT);     /* its __gc frees the memory */
+        lua_setmetatable(L, -2);
+        lua_pushlightuserdata(L, &recv_key);
+        lua_insert(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);           /* module, scratch */
+        ctx->recv = bb;
+    }
     luaL_getmetatable(L, MTMSG_BUFFER_MT);          /* module, scratch, mt */
     mtmsg_capi_publish(L);
     lua_pop(L, 1);                                  /* module, scratch */

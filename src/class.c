@@ -6,18 +6,50 @@
 #include "class.h"
 #include "compat.h"
 
+/* Pushes the class's ClassCtx: the one in the registry (key: the tag) or a new one;
+ * its metatable is at (absolute) index mt. */
+static void pushctx(lua_State *L, const char *tname, int mt) {
+    ClassCtx *ctx;
+    void *scratch = lua_touserdata(L, mt - 1);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)tname);
+    lua_rawget(L, LUA_REGISTRYINDEX);               /* ctx | nil */
+    ctx = (ClassCtx *)lua_touserdata(L, -1);
+    if (!ctx) {
+        lua_pop(L, 1);
+        ctx = (ClassCtx *)lua_newuserdatauv(L, sizeof *ctx, 0);
+        ctx->self = NULL;
+        ctx->recv = NULL;
+        lua_pushlightuserdata(L, (void *)(uintptr_t)tname);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);           /* ctx */
+    }
+    ctx->mt = lua_topointer(L, mt);
+    ctx->scratch = scratch;
+}
+
+ClassCtx *mtmsg_class_getctx(lua_State *L, const char *tname) {
+    ClassCtx *ctx;
+    lua_pushlightuserdata(L, (void *)(uintptr_t)tname);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    ctx = (ClassCtx *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return ctx;
+}
+
 void mtmsg_open_class(lua_State *L, const char *tname, const luaL_Reg *methods,
                       const luaL_Reg *metamethods, const luaL_Reg *funcs) {
+    int mt;
     luaL_newmetatable(L, tname);                    /* module, scratch, mt */
+    mt = lua_gettop(L);
     lua_pushvalue(L, -2);
     lua_pushnil(L);
-    lua_pushlightuserdata(L, (void *)(uintptr_t)lua_topointer(L, -3));
+    pushctx(L, tname, mt);
     lua_pushlightuserdata(L, (void *)(uintptr_t)tname);
-    luaL_setfuncs(L, metamethods, 4);               /* upvalues: scratch, nil, &mt, tag */
+    luaL_setfuncs(L, metamethods, 4);               /* upvalues: scratch, nil, ctx, tag */
     lua_newtable(L);                                /* module, scratch, mt, methods */
     lua_pushvalue(L, -3);
     lua_pushnil(L);                                 /* upvalue 2: see BusyBuf in buffer.c */
-    lua_pushlightuserdata(L, (void *)(uintptr_t)lua_topointer(L, -4));  /* upvalue 3: &mt */
+    pushctx(L, tname, mt);                          /* upvalue 3: the ClassCtx */
     lua_pushlightuserdata(L, (void *)(uintptr_t)tname);                  /* upvalue 4: tag */
     luaL_setfuncs(L, methods, 4);
     lua_setfield(L, -2, "__index");

@@ -619,7 +619,50 @@ MsgStatus mtmsg_codec_encode(lua_State *L, int first, int last, MemBuf *out,
     int i;
     for (i = first; i <= last; i++) {
         MsgStatus st;
-        if (lua_type(L, i) == LUA_TTABLE) {
+        int t = lua_type(L, i);
+        /* Fast path: nil, booleans, integers and short strings written in place when the
+         * room after the used bytes holds them (the same bytes as the put functions). */
+        size_t room = out->data ? out->cap - out->start - out->len : 0;
+        if (room >= MTMSG_SIZE_INT) {
+            char *p = out->data + out->start + out->len;
+            lua_Integer n;
+            switch (t) {
+            case LUA_TNIL:
+                p[0] = TAG_NIL;
+                out->len += MTMSG_SIZE_NIL;
+                continue;
+            case LUA_TBOOLEAN:
+                p[0] = TAG_BOOL; p[1] = (char)(lua_toboolean(L, i) != 0);
+                out->len += MTMSG_SIZE_BOOL;
+                continue;
+            case LUA_TNUMBER:
+                if (!mtmsg_tointeger(L, i, &n)) break;
+                if (n >= 0 && n <= MTMSG_BYTE_MAX) {
+                    p[0] = TAG_BYTE; p[1] = (char)(unsigned char)n;
+                    out->len += MTMSG_SIZE_BYTE;
+                } else {
+                    p[0] = TAG_INT; memcpy(p + 1, &n, sizeof n);
+                    out->len += MTMSG_SIZE_INT;
+                }
+                continue;
+            case LUA_TSTRING: {
+                size_t len;
+                const char *s = lua_tolstring(L, i, &len);
+                if (len > MTMSG_STR8_MAX || len > room - MTMSG_SIZE_STR8) {
+                    st = mtmsg_codec_putstr(out, s, len);
+                    if (st != MSG_OK) { out->len = mark; return st; }
+                    continue;
+                }
+                p[0] = TAG_STR8; p[1] = (char)(unsigned char)len;
+                memcpy(p + MTMSG_SIZE_STR8, s, len);
+                out->len += MTMSG_SIZE_STR8 + len;
+                continue;
+            }
+            default:
+                break;
+            }
+        }
+        if (t == LUA_TTABLE) {
             /* start over (nothing appended yet) with room for the table walk: lua_checkstack
              * may raise a memory error on 5.1, before any C memory is held */
             out->len = mark;
@@ -734,41 +777,53 @@ static int pushtable(lua_State *L, const char *p, size_t len, size_t *pos, int d
 int mtmsg_codec_decode(lua_State *L, const char *p, size_t len, size_t *pos, int max,
                        struct CarrayReuse *reuse) {
     int n = 0;
+    size_t i = *pos;                    /* *pos: stored before anything that can raise */
     MsgValue v;
     while (max < 0 || n < max) {
         int r;
-        if ((n & 31) == 0 && *pos < len) luaL_checkstack(L, 34, "too many message elements");
-        if (len - *pos >= 2) {          /* fast path: the two-byte elements, short strings */
-            unsigned char tag = (unsigned char)p[*pos], b = (unsigned char)p[*pos + 1];
+        if (i >= len) break;
+        *pos = i;                       /* a raise while pushing leaves the element unread */
+        if ((n & 31) == 0) luaL_checkstack(L, 34, "too many message elements");
+        if (len - i >= 2) {             /* fast path: the two-byte elements, short strings */
+            unsigned char tag = (unsigned char)p[i], b = (unsigned char)p[i + 1];
             if (tag == TAG_BYTE) {
                 mtmsg_pushinteger(L, (lua_Integer)b);
-                *pos += 2; n++; continue;
+                i += 2; n++; continue;
             }
             if (tag == TAG_STR8) {
-                if (b > len - *pos - 2) return -1;
-                lua_pushlstring(L, p + *pos + 2, b);
-                *pos += 2 + (size_t)b; n++; continue;
+                if (b > len - i - 2) break;             /* malformed: the slow path says so */
+                lua_pushlstring(L, p + i + 2, b);
+                i += 2 + (size_t)b; n++; continue;
             }
             if (tag == TAG_BOOL && b <= 1) {
                 lua_pushboolean(L, b);
-                *pos += 2; n++; continue;
+                i += 2; n++; continue;
+            }
+            if (tag == TAG_INT && len - i >= MTMSG_SIZE_INT) {
+                lua_Integer x;
+                memcpy(&x, p + i + 1, sizeof x);
+                if (x >= 0 && x <= MTMSG_BYTE_MAX) break;   /* malformed (that is TAG_BYTE) */
+                mtmsg_pushinteger(L, x);
+                i += MTMSG_SIZE_INT; n++; continue;
             }
         }
-        if (*pos < len && istabletag((unsigned char)p[*pos])) {
+        if (istabletag((unsigned char)p[i])) {
             /* built straight from the bytes, checked as mtmsg_codec_next checks them;
              * consumed only once complete: after an error (memory) nothing half-built is
              * reachable and *pos still points at the table */
-            size_t tpos = *pos;
+            size_t tpos = i;
             if (pushtable(L, p, len, &tpos, 1) < 0) return -1;
-            *pos = tpos;
+            i = tpos;
             n++;
             continue;
         }
-        r = mtmsg_codec_next(p, len, pos, &v);
-        if (r == 0) break;
+        r = mtmsg_codec_next(p, len, &i, &v);
         if (r < 0) return -1;
+        *pos = i;                       /* read: a raise while pushing it consumes it */
         pushscalar(L, &v, reuse);
         n++;
     }
+    *pos = i;
+    if (i < len && (max < 0 || n < max)) return -1;     /* malformed bytes in a fast path */
     return n;
 }

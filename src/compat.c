@@ -29,12 +29,8 @@ void *luaL_testudata(lua_State *L, int ud, const char *tname) {
 }
 #endif
 
+#if !MTMSG_HAS_INTEGERS
 int mtmsg_tointeger(lua_State *L, int i, lua_Integer *out) {
-#if MTMSG_HAS_INTEGERS
-    if (!lua_isinteger(L, i)) return 0;
-    *out = lua_tointeger(L, i);
-    return 1;
-#else
     /* 2^(bits-1): also within lua_Integer where that is narrower (32-bit platforms) */
     const lua_Number ilim = (lua_Number)((lua_Integer)1 << (sizeof(lua_Integer) * 8 - 2)) * 2;
     lua_Number n = lua_tonumber(L, i);
@@ -44,16 +40,8 @@ int mtmsg_tointeger(lua_State *L, int i, lua_Integer *out) {
         return 1;
     }
     return 0;
-#endif
 }
-
-void mtmsg_pushinteger(lua_State *L, lua_Integer v) {
-#if MTMSG_HAS_INTEGERS
-    lua_pushinteger(L, v);
-#else
-    lua_pushnumber(L, (lua_Number)v);
 #endif
-}
 
 int mtmsg_getmetafield(lua_State *L, int obj, const char *e) {
 #if LUA_VERSION_NUM >= 503

@@ -29,10 +29,24 @@ void *luaL_testudata(lua_State *L, int ud, const char *tname);
 
 /* Number at i as an integer if it has an exact integer value: on 5.3+ only for the
  * integer subtype; on 5.1/5.2 for integral doubles within +-2^53 and the range of
- * lua_Integer (not -0.0). */
+ * lua_Integer (not -0.0). Inline: the codec calls both on every integer element. */
+#if MTMSG_HAS_INTEGERS
+static inline int mtmsg_tointeger(lua_State *L, int i, lua_Integer *out) {
+    if (!lua_isinteger(L, i)) return 0;
+    *out = lua_tointeger(L, i);
+    return 1;
+}
+#else
 int mtmsg_tointeger(lua_State *L, int i, lua_Integer *out);
+#endif
 /* Pushes an integer-valued number (integer subtype where Lua has one). */
-void mtmsg_pushinteger(lua_State *L, lua_Integer v);
+static inline void mtmsg_pushinteger(lua_State *L, lua_Integer v) {
+#if MTMSG_HAS_INTEGERS
+    lua_pushinteger(L, v);
+#else
+    lua_pushnumber(L, (lua_Number)v);
+#endif
+}
 /* luaL_getmetafield returning 1/0 on every version. */
 int mtmsg_getmetafield(lua_State *L, int obj, const char *e);
 /* Like luaL_checkinteger, but on 5.1/5.2 also rejects non-integral numbers. */

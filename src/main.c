@@ -1,7 +1,7 @@
 /*
  * luaopen_mtmsg: the module table, module-level functions (abort, isabort, time,
  * sleep, type), the error table, _VERSION and _INFO. Each Lua state that loads the
- * module gets one scratch BusyBuf, upvalue 1 of all module functions (see buffer.c).
+ * module has one scratch BusyBuf, upvalue 1 of all module functions (see buffer.c).
  */
 #include <string.h>
 
@@ -88,12 +88,18 @@ static const luaL_Reg module_funcs[] = {
     {NULL, NULL}
 };
 
-MTMSG_API int luaopen_mtmsg(lua_State *L);
-MTMSG_API int luaopen_mtmsg(lua_State *L) {
+/* Registry key of the state's scratch BusyBuf. */
+static char scratch_key;  /* only its address matters */
+
+/* Pushes the scratch BusyBuf of this Lua state: one per state, kept in the registry, so
+ * that a second load of the module shares it (the class contexts point to it). */
+static void pushscratch(lua_State *L) {
     BusyBuf *scratch;
-    mtmsg_sync_pinmodule();
-    lua_newtable(L);                                    /* module */
-    scratch = lua_newuserdatauv(L, sizeof *scratch, 0); /* module, scratch */
+    lua_pushlightuserdata(L, &scratch_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (lua_touserdata(L, -1)) return;
+    lua_pop(L, 1);
+    scratch = lua_newuserdatauv(L, sizeof *scratch, 0);
     mtmsg_membuf_init(&scratch->mb, 256, 2);
     scratch->busy = 0;
     if (luaL_newmetatable(L, MTMSG_BUSYBUF_MT)) {
@@ -101,6 +107,16 @@ MTMSG_API int luaopen_mtmsg(lua_State *L) {
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);
+    lua_pushlightuserdata(L, &scratch_key);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+MTMSG_API int luaopen_mtmsg(lua_State *L);
+MTMSG_API int luaopen_mtmsg(lua_State *L) {
+    mtmsg_sync_pinmodule();
+    lua_newtable(L);                                    /* module */
+    pushscratch(L);                                     /* module, scratch */
     mtmsg_buffer_open(L);
     mtmsg_listener_open(L);
     mtmsg_writer_open(L);

@@ -331,6 +331,38 @@ describe("cross-class arguments", function()
         H.same(H.pack(r:next(2)), {1, "x"})
     end)
 
+    -- buffer methods remember the last buffer that passed their self check (one pointer
+    -- comparison on the next call with it); __gc must make them forget it
+    it("forgets a remembered buffer when it is finalized", function()
+        for _, name in ipairs({"addmsg", "setmsg", "nextmsg", "msgcnt", "id"}) do
+            local b = mtmsg.newbuffer()
+            local f = b[name]
+            f(b, 0); f(b, 0)                            -- checked, then remembered
+            finalize(b)
+            argerr("buffer." .. name .. "(finalized after use)", 1, "buffer expected", f, b)
+            argerr("buffer." .. name .. "(a writer after that)", 1,
+                   "mtmsg%.buffer expected, got [^)]+", f, mtmsg.newwriter())
+            local b2 = mtmsg.newbuffer()                -- and takes the next one as before
+            f(b2, 0)
+            assert.is_true(mtmsg.buffer(b2:id()) ~= nil)
+        end
+    end)
+
+    it("shares what buffer methods remember between two loads of the module", function()
+        local old = package.loaded.mtmsg
+        package.loaded.mtmsg = nil
+        local ok, m2 = pcall(require, "mtmsg")
+        package.loaded.mtmsg = old
+        assert.is_true(ok, tostring(m2))
+        local b = m2.newbuffer()
+        local add, next1 = old.newbuffer().addmsg, b.nextmsg   -- methods of both loads
+        assert.is_true(add(b, 7))
+        H.same(H.pack(next1(b, 0)), {7})
+        finalize(b)                                     -- the __gc of the last load
+        argerr("addmsg of the first load(finalized)", 1, "buffer expected", add, b)
+        argerr("nextmsg of the last load(finalized)", 1, "buffer expected", next1, b)
+    end)
+
     it("checked enough calls", function()
         assert.is_true(checked > 1000, checked)
     end)
