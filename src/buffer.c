@@ -857,21 +857,26 @@ int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeou
     return receive_got(L, lua_gettop(L), NULL, o, nonblock, timeout, reuse, held, NULL);
 }
 
-static int buffer_nextmsg(lua_State *L) {
-    ClassCtx *ctx;
-    BufferHandle *h = checkself(L, &ctx);
+int mtmsg_buffer_nextmsg(lua_State *L, MsgObject *o, int nonblock, HeldMsg *held,
+                         const ClassCtx *ctx) {
     CarrayReuse reuse;
     int top = lua_gettop(L);
     double timeout;
     if (top == 1) {                     /* no arguments: the common case without a call */
-        timeout = h->nonblock ? 0 : -1;
+        timeout = nonblock ? 0 : -1;
         noreuse(&reuse, 1);
     } else {
-        timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
+        timeout = mtmsg_buffer_recvargs(L, 2, nonblock, &reuse);
         top = lua_gettop(L);
     }
-    return receive_got(L, top, ctx ? (BusyBuf *)ctx->recv : NULL, &h->b->obj, h->nonblock,
-                       timeout, &reuse, &h->held, NULL);
+    return receive_got(L, top, ctx ? (BusyBuf *)ctx->recv : NULL, o, nonblock, timeout,
+                       &reuse, held, NULL);
+}
+
+static int buffer_nextmsg(lua_State *L) {
+    ClassCtx *ctx;
+    BufferHandle *h = checkself(L, &ctx);
+    return mtmsg_buffer_nextmsg(L, &h->b->obj, h->nonblock, &h->held, ctx);
 }
 
 static int buffer_nonblock(lua_State *L) {
@@ -1273,13 +1278,11 @@ static const luaL_Reg module_funcs[] = {
     {"newbuffer", m_newbuffer}, {"buffer", m_buffer}, {NULL, NULL}
 };
 
-/* Registry key of the state's receive BusyBuf of buffer:nextmsg (ClassCtx.recv). */
+/* Registry key of the state's receive BusyBuf of buffer:nextmsg and listener:nextmsg
+ * (ClassCtx.recv of both classes). */
 static char recv_key;  /* only its address matters */
 
-void mtmsg_buffer_open(lua_State *L) {
-    ClassCtx *ctx;
-    mtmsg_open_class(L, buffer_class, buffer_methods, buffer_metamethods, module_funcs);
-    ctx = mtmsg_class_getctx(L, buffer_class);
+void mtmsg_buffer_setrecv(lua_State *L, ClassCtx *ctx) {
     lua_pushlightuserdata(L, &recv_key);
     lua_rawget(L, LUA_REGISTRYINDEX);               /* module, scratch, recv | nil */
     ctx->recv = lua_touserdata(L, -1);
@@ -1292,9 +1295,14 @@ void mtmsg_buffer_open(lua_State *L) {
         lua_setmetatable(L, -2);
         lua_pushlightuserdata(L, &recv_key);
         lua_insert(L, -2);
-        lua_rawset(L, LUA_REGISTRYINDEX);           /* module, scratch */
+        lua_rawset(L, LUA_REGISTRYINDEX);
         ctx->recv = bb;
     }
+}
+
+void mtmsg_buffer_open(lua_State *L) {
+    mtmsg_open_class(L, buffer_class, buffer_methods, buffer_metamethods, module_funcs);
+    mtmsg_buffer_setrecv(L, mtmsg_class_getctx(L, buffer_class));
     luaL_getmetatable(L, MTMSG_BUFFER_MT);          /* module, scratch, mt */
     mtmsg_capi_publish(L);
     lua_pop(L, 1);                                  /* module, scratch */

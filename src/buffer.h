@@ -207,6 +207,14 @@ int mtmsg_buffer_putrawwait(lua_State *L, BufferHandle *h, MemBuf *src, double t
  * mtmsg_buffer_iterstep with its handle's object. */
 int mtmsg_buffer_pushiter(lua_State *L, lua_CFunction step);
 int mtmsg_buffer_iterstep(lua_State *L, MsgObject *o, int nonblock, HeldMsg *held);
+/* buffer:nextmsg and listener:nextmsg after the self check: the arguments from 2 on
+ * (timeout, carrays), then as mtmsg_buffer_receive. ctx: the method's class context,
+ * whose receive buffer (ClassCtx.recv) it uses when free, or NULL. */
+struct ClassCtx;
+int mtmsg_buffer_nextmsg(lua_State *L, MsgObject *o, int nonblock, HeldMsg *held,
+                         const struct ClassCtx *ctx);
+/* Sets ctx->recv to the state's receive buffer (created in the registry on first use). */
+void mtmsg_buffer_setrecv(lua_State *L, struct ClassCtx *ctx);
 /* Decodes the payload in `mb` onto the stack; returns the number of values. */
 int mtmsg_buffer_pushmsg(lua_State *L, MemBuf *mb, struct CarrayReuse *reuse);
 

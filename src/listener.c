@@ -298,10 +298,10 @@ static int listener_newbuffer(lua_State *L) {
 }
 
 static int listener_nextmsg(lua_State *L) {
-    ListenerHandle *h = checklistener(L, 1);
-    CarrayReuse reuse;
-    double timeout = mtmsg_buffer_recvargs(L, 2, h->nonblock, &reuse);
-    return mtmsg_buffer_receive(L, &h->l->obj, h->nonblock, timeout, &reuse, &h->held);
+    const ClassCtx *ctx = mtmsg_classctx(L);    /* a listener method: its class's */
+    ListenerHandle *h = mtmsg_checkself(L, ctx, listener_class);
+    if (!h->l) luaL_argerror(L, 1, "listener expected");    /* half-constructed */
+    return mtmsg_buffer_nextmsg(L, &h->l->obj, h->nonblock, &h->held, ctx);
 }
 
 static int listener_nonblock(lua_State *L) {
@@ -453,4 +453,5 @@ static const luaL_Reg module_funcs[] = {
 
 void mtmsg_listener_open(lua_State *L) {
     mtmsg_open_class(L, listener_class, listener_methods, listener_metamethods, module_funcs);
+    mtmsg_buffer_setrecv(L, mtmsg_class_getctx(L, listener_class));
 }
