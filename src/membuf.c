@@ -65,7 +65,11 @@ MsgStatus mtmsg_membuf_reserve_slow(MemBuf *mb, size_t n) {
     }
     need = mb->len + n;
     if (mb->data && mb->start + need <= mb->cap) return MSG_OK;
-    if (need <= mb->cap) {
+    /* Room at the front: move the data there, unless a growing buffer is more than half
+     * full. A queue that stays nearly full would otherwise move almost all its bytes
+     * for every few added (a queue of len bytes in cap moves len bytes per cap - len
+     * added); growing moves them once and doubles the room. */
+    if (need <= mb->cap && (mb->grow <= 1 || mb->len <= mb->cap / 2 || !mb->data)) {
         if (!mb->data) {                      /* first use: allocate the initial size */
             mb->data = mtmsg_malloc(mb->cap);
             if (!mb->data) { mb->failsize = mb->cap; return MSG_NOMEM; }
@@ -84,6 +88,7 @@ MsgStatus mtmsg_membuf_reserve_slow(MemBuf *mb, size_t n) {
             mb->start = 0;
         }
         p = mtmsg_realloc(mb->data, ncap);
+        if (!p && need <= mb->cap) return MSG_OK;   /* compacted: that was room enough */
         if (!p && ncap > need) { ncap = need; p = mtmsg_realloc(mb->data, ncap); }
         if (!p) { mb->failsize = ncap; return MSG_NOMEM; }
         mb->data = p;
