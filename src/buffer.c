@@ -1109,6 +1109,9 @@ static int buffer_finish(lua_State *L) {
         mtmsg_buffer_wakesenders_locked(b);
         if (l) {
             l->nended++;
+            /* an add that gave b its first message may not have synced yet: b joins
+             * the ready list now, or a taker would see "all finished" before it */
+            mtmsg_listener_sync_locked(l, b);
             mtmsg_listener_wake_locked(l);
             mtmsg_atomic_bump_locked(&l->seq);
             if (l->nwaiters) mtmsg_cond_broadcast(&l->cond);
