@@ -1,4 +1,4 @@
--- Races of the lock per listener buffer (issue 12) : an add and a finish
+-- Races of the lock per listener buffer (issue 12): an add and a finish
 -- racing; a listener must not report the end of the stream while a message it will
 -- deliver later is queued. Run under TSan by make tsan (it uses testthread).
 local mtmsg = require "mtmsg"
