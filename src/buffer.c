@@ -292,15 +292,20 @@ MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, in
                                double timeout, MsgFire *fire, size_t *failsize) {
     MsgStatus st;
     MsgSendWaiter w;
-    int queued = 0, spun = 0;
+    int queued = 0, spun = 0, held = 0;
     double deadline = 0;
     size_t hl;
     fire->api = NULL;
     if (!put_headerlen(len, &hl, failsize)) return MSG_NOMEM;
     if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) return MSG_BUSY;
     for (;;) {
+        if (!nonblock_hold(b, nonblock, !b->in_ready, &held)) { st = MSG_BUSY; break; }
         st = put_locked(b, payload, len, hl, 0, queued ? &w : NULL, fire, failsize);
         if (st != MSG_FULL || timeout == 0) break;
+        if (held) {                         /* not across a wait for room */
+            mtmsg_mutex_unlock(&b->listener->mutex);
+            held = 0;
+        }
         if (!queued) {
             flow_enqueue_locked(b, &w);
             queued = 1;
@@ -321,7 +326,7 @@ MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, in
         else mtmsg_cond_waituntil(&w.cond, &b->mutex, deadline);
     }
     if (queued) flow_dequeue_locked(b, &w);
-    unlock_sync(b, 0);
+    unlock_sync(b, held);
     if (queued) mtmsg_cond_destroy(&w.cond);        /* unlinked: nobody signals it now */
     return st;
 }
@@ -1114,6 +1119,9 @@ static int buffer_finish(lua_State *L) {
         mtmsg_buffer_wakesenders_locked(b);
         if (l) {
             l->nended++;
+            /* an add that gave b its first message may not have synced yet: b joins
+             * the ready list now, or a taker would see "all finished" before it */
+            mtmsg_listener_sync_locked(l, b);
             mtmsg_listener_wake_locked(l);
             mtmsg_atomic_bump_locked(&l->seq);
             if (l->nwaiters) mtmsg_cond_broadcast(&l->cond);
