@@ -1,6 +1,6 @@
 /*
  * The parts of the threads layer (sync.h) that are the same on every backend: the
- * abort path, the short trylock spin of mtmsg_mutex_lock, bounded adaptive spinning
+ * abort path, the quick lock tries of mtmsg_mutex_lock, bounded adaptive spinning
  * and the take-loop wait. Backends: sync_pthread.c, sync_c11.c, sync_win32.c (threads),
  * sync_posix.c, sync_win32.c (clocks, CPU count, yield, pinning).
  */
@@ -30,7 +30,7 @@ static size_t spin_cpus(void) {
 
 /* ===== Oversubscription: at most ncpu spinners =====
  * A spinner helps only while the thread it waits for runs on another CPU. Threads that
- * spin right now (in a lock spin, a take-loop spin or a waiting sender's spin) are
+ * spin right now (in a take-loop spin or a waiting sender's spin) are
  * counted; when ncpu of them spin already, the next one blocks at once instead. With
  * more threads than CPUs this keeps spinners from piling up and eating the time of the
  * threads they wait for; a pair of threads on two CPUs (producer/consumer, ping-pong,
@@ -54,41 +54,24 @@ void mtmsg_sync_abort(int rc, const char *file, int line) {
     abort();
 }
 
-/* Critical sections are short (a memcpy of one message): when the mutex is busy,
- * retry for about a microsecond before sleeping in the kernel, so that a producer
- * and a consumer do not put each other to sleep (and pay a futex wake-up) on
- * every collision; unless spinning is off or enough threads spin already. */
-#define LOCK_SPINS 64
-#define LOCK_QUICK 4        /* the first tries (1 + 2 + 4 pauses) are not counted */
-
-/* Waits `pause` pauses, then tries the lock if it looks free. Backing off matters: a
- * failed trylock takes the lock's cache line away from the owner, a read shares it. */
-static int lock_retry(MtMutex *m, int pause) {
-    int j;
-    for (j = 0; j < pause; j++) mtmsg_cpu_relax();
-    return mtmsg_mutex_maybefree(m) && mtmsg_mutex_trylock(m);
-}
-
+/* Critical sections are short (a memcpy of one message): when the mutex is busy, retry
+ * a few times (after 1, 2 and 4 pauses) before sleeping in the kernel, so that two
+ * threads that collide do not put each other to sleep (and pay a futex wake-up) on
+ * every collision. Backing off matters: a failed trylock takes the lock's cache line
+ * away from the owner, a read (mtmsg_mutex_maybefree) only shares it. The tries are
+ * too short to take a place among the spinners (see spin_enter: its shared counter
+ * would be one more cache line moving between the threads). A longer lock spin (64
+ * tries) cost more CPU per message than no spinning in the producer sweep of `make
+ * bench` and was no faster (docs/BENCHMARKS.md), so there is none. */
+#define LOCK_TRIES 3
 void mtmsg_mutex_lock(MtMutex *m) {
-    int k, pause;
+    int k, j, pause = 1;
     if (mtmsg_mutex_trylock(m)) return;
-    if (spin_cpus() < 2) {
-        mtmsg_mutex_lockwait(m);
-        return;
-    }
-    /* most collisions end within a few pauses: those tries skip the spinner count,
-     * whose shared counter would be one more cache line moving between threads */
-    for (pause = 1; pause < LOCK_QUICK * 2; pause *= 2)
-        if (lock_retry(m, pause)) return;
-    if (spin_enter()) {
-        for (k = 0; k < LOCK_SPINS; k += pause) {
-            if (lock_retry(m, pause)) {
-                spin_leave();
-                return;
-            }
-            if (pause < 8) pause *= 2;
+    if (spin_cpus() >= 2) {
+        for (k = 0; k < LOCK_TRIES; k++, pause *= 2) {
+            for (j = 0; j < pause; j++) mtmsg_cpu_relax();
+            if (mtmsg_mutex_maybefree(m) && mtmsg_mutex_trylock(m)) return;
         }
-        spin_leave();
     }
     mtmsg_mutex_lockwait(m);
 }
