@@ -769,14 +769,11 @@ describe("C API", function()
                          .. got .. " messages taken)")
         end)
 
-        it("nonblocking add, take and clear on a listener buffer do not wait for the listener", function()
-            -- A thread takes the hog's huge messages from b1 through the listener, which
-            -- holds the listener's lock while it copies one. For b2, a first message
-            -- (0 -> 1) or the last one taken or cleared (1 -> 0) moves it in or out of
-            -- the ready list, which needs that lock: in nonblock mode such a call
-            -- returns false / nothing at once when it is busy. Only this test adds to
-            -- b2, so false from addmsg or clear means busy, and so does nothing from
-            -- nextmsg while b2 still holds the message (the thread may take it too).
+        -- A listener kept busy: a thread takes the hog's huge messages from its buffer b1
+        -- through the listener, which holds the listener's lock while it copies one.
+        -- Returns the listener's second buffer b2, a nonblocking handle of it, and a
+        -- function that stops both threads and checks that they ended well.
+        local function busy_listener()
             local lst = mtmsg.newlistener()
             local b1, b2, stop = lst:newbuffer(), lst:newbuffer(), mtmsg.newbuffer()
             local hog = probe.start("hog", probe.ref(b1), 4 * 1024 * 1024)
@@ -791,6 +788,26 @@ describe("C API", function()
             end, lst:id(), stop:id())
             local nb = mtmsg.buffer(b2:id())
             nb:nonblock(true)
+            return b2, nb, function()
+                stop:addmsg(true)
+                local r = H.joinok(t)
+                hog:stop()
+                local rounds, failed = hog:join()
+                -- (the taker may have taken nothing: the hog's first-message syncs hold
+                -- the listener too; seen once under TSan)
+                assert(rounds > 0 and failed == 0 and r[1] >= 0)
+                lst:close()
+            end
+        end
+
+        it("nonblocking add, take and clear on a listener buffer do not wait for the listener", function()
+            -- For b2, a first message (0 -> 1) or the last one taken or cleared (1 -> 0)
+            -- moves it in or out of the ready list, which needs the listener's lock: in
+            -- nonblock mode such a call returns false / nothing at once when it is busy.
+            -- Only this test adds to b2, so false from addmsg or clear means busy, and so
+            -- does nothing from nextmsg while b2 still holds the message (the thread may
+            -- take it too).
+            local b2, nb, finish = busy_listener()
             local busy_add, busy_take, busy_clear = false, false, false
             local deadline = mtmsg.time() + H.TIMEOUT
             while not (busy_add and busy_take and busy_clear) and mtmsg.time() < deadline do
@@ -805,36 +822,16 @@ describe("C API", function()
                 end
                 assert(b2:msgcnt() == 0)
             end
-            stop:addmsg(true)
-            local r = H.joinok(t)
-            hog:stop()
-            local rounds, failed = hog:join()
-            -- (the taker may have taken nothing yet when all three were seen: the hog's
-            -- first-message syncs also hold the listener; seen once under TSan)
-            assert(rounds > 0 and failed == 0 and r[1] >= 0)
+            finish()
             assert(busy_add, "addmsg in nonblock mode never saw the listener busy")
             assert(busy_take, "nextmsg in nonblock mode never saw the listener busy")
             assert(busy_clear, "clear in nonblock mode never saw the listener busy")
         end)
 
         it("a nonblocking waitaddmsg on a listener buffer does not wait for the listener", function()
-            -- As above: a thread takes the hog's huge messages from b1 through the
-            -- listener, holding the listener's lock while it copies one. b2's first
-            -- message needs that lock: in nonblock mode waitaddmsg returns false then.
-            local lst = mtmsg.newlistener()
-            local b1, b2, stop = lst:newbuffer(), lst:newbuffer(), mtmsg.newbuffer()
-            local hog = probe.start("hog", probe.ref(b1), 4 * 1024 * 1024)
-            local t = H.thread().start(function(lid, stopid)
-                local mtmsg = require "mtmsg"
-                local l, stop = mtmsg.listener(lid), mtmsg.buffer(stopid)
-                local n = 0
-                while stop:msgcnt() == 0 do
-                    if l:nextmsg(0.01) then n = n + 1 end
-                end
-                return n
-            end, lst:id(), stop:id())
-            local nb = mtmsg.buffer(b2:id())
-            nb:nonblock(true)
+            -- b2's first message needs the listener's lock: in nonblock mode waitaddmsg
+            -- returns false when it is busy.
+            local b2, nb, finish = busy_listener()
             local busy, added = false, 0
             local deadline = mtmsg.time() + H.TIMEOUT
             while not busy and mtmsg.time() < deadline do
@@ -846,11 +843,7 @@ describe("C API", function()
                 end
                 b2:clear()
             end
-            stop:addmsg(true)
-            local r = H.joinok(t)
-            hog:stop()
-            local _, failed = hog:join()
-            assert(failed == 0 and r[1] >= 0)
+            finish()
             assert(busy, "waitaddmsg in nonblock mode never saw the listener busy ("
                          .. added .. " added)")
         end)
