@@ -435,11 +435,13 @@ BufferHandle *mtmsg_buffer_check(lua_State *L, int idx) {
  * handle that passed (ctx->self): the next call with the same handle as self takes one
  * pointer comparison. A complete handle (b set) keeps its b until buffer_gc, which
  * forgets it (clears ctx->self) before its memory can be freed and reused; handles
- * without b are never remembered. So ctx->self is always a live, complete handle. */
+ * without b are never remembered. So ctx->self is always a live handle. It may have
+ * lost its b all the same: a __gc without upvalues (one that travelled in a message,
+ * reached through the debug library) has no context to clear; hence the h->b test. */
 static inline BufferHandle *checkself(lua_State *L, ClassCtx **ctxp) {
     ClassCtx *ctx = *ctxp = mtmsg_classctx(L);
     BufferHandle *h = (BufferHandle *)lua_touserdata(L, 1);
-    if (h && ctx && h == ctx->self) return h;
+    if (h && ctx && h == ctx->self && h->b) return h;
     h = mtmsg_checkself(L, ctx, buffer_class);
     if (!h->b) luaL_argerror(L, 1, "buffer expected");      /* half-constructed */
     if (ctx) ctx->self = h;

@@ -348,6 +348,22 @@ describe("cross-class arguments", function()
         end
     end)
 
+    -- a C function that travelled in a message comes back without upvalues: such a __gc
+    -- has no class context to clear (found by the API fuzzer: a segfault)
+    it("rejects a remembered buffer finalized by a __gc without upvalues", function()
+        local carrier = mtmsg.newbuffer()
+        carrier:addmsg(debug.getmetatable(carrier).__gc)
+        local bare_gc = carrier:nextmsg(0)
+        assert.is_true(type(bare_gc) == "function" and bare_gc ~= debug.getmetatable(carrier).__gc)
+        for _, name in ipairs({"addmsg", "setmsg", "nextmsg"}) do
+            local b = mtmsg.newbuffer()
+            local f = b[name]
+            f(b, 0); f(b, 0)                            -- checked, then remembered
+            bare_gc(b)
+            argerr("buffer." .. name .. "(finalized by a bare __gc)", 1, "buffer expected", f, b)
+        end
+    end)
+
     it("shares what buffer methods remember between two loads of the module", function()
         local old = package.loaded.mtmsg
         package.loaded.mtmsg = nil
