@@ -367,7 +367,13 @@ if USE_THREAD then
         local s = seed % 2147483646 + 1
         local function r(n) s = (16807 * s) % 2147483647; return s % n + 1 end
         local ops, stop = 0, false
-        local c = m.buffer(ctlname)
+        -- the main thread may have set the global abort flag already (lookups then raise
+        -- operation_aborted, as documented): clear it until the lookup succeeds
+        local okc, c = pcall(m.buffer, ctlname)
+        while not okc do
+            m.abort(false)
+            okc, c = pcall(m.buffer, ctlname)
+        end
         local vals = {1, "x", true, 2.5, "", string.rep("y", 300), 0 / 0}
         while not stop and m.time() < deadline do
             ops = ops + 1
