@@ -58,7 +58,7 @@ void mtmsg_sync_abort(int rc, const char *file, int line) {
  * a few times (after 1, 2 and 4 pauses) before sleeping in the kernel, so that two
  * threads that collide do not put each other to sleep (and pay a futex wake-up) on
  * every collision. Backing off matters: a failed trylock takes the lock's cache line
- * away from the owner, a read (mtmsg_mutex_maybefree) only shares it. The tries are
+ * away from the owner. The tries are
  * too short to take a place among the spinners (see spin_enter: its shared counter
  * would be one more cache line moving between the threads). A longer lock spin (64
  * tries) cost more CPU per message than no spinning in the producer sweep of `make
@@ -70,7 +70,7 @@ void mtmsg_mutex_lock(MtMutex *m) {
     if (spin_cpus() >= 2) {
         for (k = 0; k < LOCK_TRIES; k++, pause *= 2) {
             for (j = 0; j < pause; j++) mtmsg_cpu_relax();
-            if (mtmsg_mutex_maybefree(m) && mtmsg_mutex_trylock(m)) return;
+            if (mtmsg_mutex_trylock(m)) return;
         }
     }
     mtmsg_mutex_lockwait(m);

@@ -144,7 +144,6 @@ void mtmsg_mutex_init(MtMutex *m);
 void mtmsg_mutex_destroy(MtMutex *m);
 void mtmsg_mutex_lock(MtMutex *m);         /* three quick tries (more than one CPU), then blocks */
 int  mtmsg_mutex_trylock(MtMutex *m);      /* 1 when acquired, 0 when busy */
-int  mtmsg_mutex_maybefree(MtMutex *m);    /* 0 when surely locked (a hint, no ordering) */
 void mtmsg_mutex_unlock(MtMutex *m);
 void mtmsg_mutex_lockwait(MtMutex *m);     /* backend: blocks at once (no spin) */
 

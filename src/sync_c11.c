@@ -57,7 +57,6 @@ void mtmsg_mutex_unlock(MtMutex *m) {
     CHECK(mtx_unlock(m));
     TSAN_POST_UNLOCK(m);
 }
-int mtmsg_mutex_maybefree(MtMutex *m) { (void)m; return 1; }     /* no cheap hint */
 int mtmsg_mutex_trylock(MtMutex *m) {
     int rc;
     TSAN_PRE_LOCK(m, TSAN_TRY);

@@ -29,16 +29,6 @@ void mtmsg_mutex_init(MtMutex *m) { CHECK(pthread_mutex_init(m, NULL)); }
 void mtmsg_mutex_destroy(MtMutex *m) { CHECK(pthread_mutex_destroy(m)); }
 void mtmsg_mutex_lockwait(MtMutex *m) { CHECK(pthread_mutex_lock(m)); }
 void mtmsg_mutex_unlock(MtMutex *m) { CHECK(pthread_mutex_unlock(m)); }
-int mtmsg_mutex_maybefree(MtMutex *m) {
-#if defined(__GLIBC__)
-    /* glibc's lock word: 0 when free. A plain read shares the cache line instead of
-     * taking it away from the owner as a failed trylock does. */
-    return __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0;
-#else
-    (void)m;
-    return 1;
-#endif
-}
 int mtmsg_mutex_trylock(MtMutex *m) {
     int rc = pthread_mutex_trylock(m);
     if (rc == EBUSY) return 0;

@@ -103,7 +103,6 @@ void mtmsg_mutex_init(MtMutex *m) { InitializeSRWLock(SRW(m)); }
 void mtmsg_mutex_destroy(MtMutex *m) { (void)m; }      /* SRW locks hold no resources */
 void mtmsg_mutex_lockwait(MtMutex *m) { AcquireSRWLockExclusive(SRW(m)); }
 void mtmsg_mutex_unlock(MtMutex *m) { ReleaseSRWLockExclusive(SRW(m)); }
-int mtmsg_mutex_maybefree(MtMutex *m) { (void)m; return 1; }     /* no cheap hint */
 int mtmsg_mutex_trylock(MtMutex *m) { return TryAcquireSRWLockExclusive(SRW(m)) != 0; }
 
 void mtmsg_cond_init(MtCond *c) { InitializeConditionVariable(CV(c)); }
