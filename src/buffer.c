@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "capi.h"
@@ -593,15 +594,36 @@ static int put_result(lua_State *L, MsgBuffer *b, MsgStatus st, size_t len, size
  * memory error while decoding), it stays busy and later calls use temporaries:
  * still correct, only slower. */
 
+/* Pushes a new, free BusyBuf (its metatable's __gc frees the memory). */
+static BusyBuf *busybuf_new(lua_State *L) {
+    BusyBuf *bb = (BusyBuf *)lua_newuserdatauv(L, sizeof *bb, 0);
+    mtmsg_membuf_init(&bb->mb, 256, 2);
+    bb->busy = 0;
+    luaL_getmetatable(L, MTMSG_BUSYBUF_MT);
+    lua_setmetatable(L, -2);
+    return bb;
+}
+
+BusyBuf *mtmsg_busybuf_pushstate(lua_State *L, const void *key) {
+    BusyBuf *bb;
+    lua_pushlightuserdata(L, (void *)(uintptr_t)key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    bb = (BusyBuf *)lua_touserdata(L, -1);
+    if (bb) return bb;
+    lua_pop(L, 1);
+    bb = busybuf_new(L);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)key);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    return bb;
+}
+
 MemBuf *mtmsg_busybuf_acquire(lua_State *L, int up) {
     BusyBuf *bb = (BusyBuf *)lua_touserdata(L, lua_upvalueindex(up));
     int keep = bb == NULL && lua_type(L, lua_upvalueindex(up)) == LUA_TNIL;
     if (bb && !bb->busy) { bb->busy = 1; return &bb->mb; }     /* nothing pushed */
-    bb = (BusyBuf *)lua_newuserdatauv(L, sizeof *bb, 0);
-    mtmsg_membuf_init(&bb->mb, 256, 2);
+    bb = busybuf_new(L);
     bb->busy = 1;
-    luaL_getmetatable(L, MTMSG_BUSYBUF_MT);                 /* its __gc frees the memory */
-    lua_setmetatable(L, -2);
     if (keep) lua_replace(L, lua_upvalueindex(up));         /* first use: nothing pushed */
     return &bb->mb;                                         /* else: a temporary on top */
 }
@@ -664,10 +686,6 @@ static int put_args(lua_State *L, int clear) {
                           &failsize);
     workbuf_release(L, MTMSG_UP_SCRATCH, &w, top + 1);
     if (fire.api) mtmsg_capi_firelua(L, &fire);
-    if (st == MSG_OK) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
     return put_result(L, h->b, st, len, failsize);
 }
 
@@ -867,16 +885,8 @@ int mtmsg_buffer_receive(lua_State *L, MsgObject *o, int nonblock, double timeou
 int mtmsg_buffer_nextmsg(lua_State *L, MsgObject *o, int nonblock, HeldMsg *held,
                          const ClassCtx *ctx) {
     CarrayReuse reuse;
-    int top = lua_gettop(L);
-    double timeout;
-    if (top == 1) {                     /* no arguments: the common case without a call */
-        timeout = nonblock ? 0 : -1;
-        noreuse(&reuse, 1);
-    } else {
-        timeout = mtmsg_buffer_recvargs(L, 2, nonblock, &reuse);
-        top = lua_gettop(L);
-    }
-    return receive_got(L, top, ctx ? (BusyBuf *)ctx->recv : NULL, o, nonblock, timeout,
+    double timeout = mtmsg_buffer_recvargs(L, 2, nonblock, &reuse);
+    return receive_got(L, lua_gettop(L), ctx ? (BusyBuf *)ctx->recv : NULL, o, nonblock, timeout,
                        &reuse, held, NULL);
 }
 
@@ -1293,21 +1303,8 @@ static const luaL_Reg module_funcs[] = {
 static char recv_key;  /* only its address matters */
 
 void mtmsg_buffer_setrecv(lua_State *L, ClassCtx *ctx) {
-    lua_pushlightuserdata(L, &recv_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);               /* module, scratch, recv | nil */
-    ctx->recv = lua_touserdata(L, -1);
+    ctx->recv = mtmsg_busybuf_pushstate(L, &recv_key);
     lua_pop(L, 1);
-    if (!ctx->recv) {                               /* the first load: a new one */
-        BusyBuf *bb = (BusyBuf *)lua_newuserdatauv(L, sizeof *bb, 0);
-        mtmsg_membuf_init(&bb->mb, 256, 2);
-        bb->busy = 0;
-        luaL_getmetatable(L, MTMSG_BUSYBUF_MT);     /* its __gc frees the memory */
-        lua_setmetatable(L, -2);
-        lua_pushlightuserdata(L, &recv_key);
-        lua_insert(L, -2);
-        lua_rawset(L, LUA_REGISTRYINDEX);
-        ctx->recv = bb;
-    }
 }
 
 void mtmsg_buffer_open(lua_State *L) {

@@ -185,6 +185,10 @@ typedef struct BusyBuf { MemBuf mb; int busy; } BusyBuf;
 #define MTMSG_UP_RECV 2
 #define MTMSG_SCRATCH_KEEP (1u << 20) /* work memory kept between calls */
 MemBuf *mtmsg_busybuf_acquire(lua_State *L, int up);
+/* Pushes the state's BusyBuf kept in the registry under `key` (an address), made on
+ * first use: one per state, shared by every load of the module. Needs the BusyBuf
+ * metatable (luaopen_mtmsg makes it first). */
+BusyBuf *mtmsg_busybuf_pushstate(lua_State *L, const void *key);
 void mtmsg_busybuf_release(lua_State *L, int up, MemBuf *mb, int idx);
 /* buffer/listener:nextmsg after argument checks: returns the values of the message
  * held by the handle, else takes a message from `o` and returns its values (none for a

@@ -94,22 +94,12 @@ static char scratch_key;  /* only its address matters */
 /* Pushes the scratch BusyBuf of this Lua state: one per state, kept in the registry, so
  * that a second load of the module shares it (the class contexts point to it). */
 static void pushscratch(lua_State *L) {
-    BusyBuf *scratch;
-    lua_pushlightuserdata(L, &scratch_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    if (lua_touserdata(L, -1)) return;
-    lua_pop(L, 1);
-    scratch = lua_newuserdatauv(L, sizeof *scratch, 0);
-    mtmsg_membuf_init(&scratch->mb, 256, 2);
-    scratch->busy = 0;
-    if (luaL_newmetatable(L, MTMSG_BUSYBUF_MT)) {
+    if (luaL_newmetatable(L, MTMSG_BUSYBUF_MT)) {       /* the BusyBuf metatable */
         lua_pushcfunction(L, workbuf_gc);
         lua_setfield(L, -2, "__gc");
     }
-    lua_setmetatable(L, -2);
-    lua_pushlightuserdata(L, &scratch_key);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+    mtmsg_busybuf_pushstate(L, &scratch_key);
 }
 
 MTMSG_API int luaopen_mtmsg(lua_State *L);
