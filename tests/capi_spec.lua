@@ -744,7 +744,7 @@ describe("C API", function()
             end
             hog:stop()
             local rounds, failed = hog:join()
-            assert(rounds > 0 and failed == 0)
+            assert(rounds > 0 and failed == 0, "hog: " .. rounds .. " rounds, " .. failed .. " failed")
             assert(busy_send, "msgToReceiver(nonblock) never saw a busy lock")
             assert(busy_recv, "nextMessageFromSender(nonblock) never saw a busy lock")
         end)
@@ -764,7 +764,7 @@ describe("C API", function()
             end
             hog:stop()
             local rounds, failed = hog:join()
-            assert(rounds > 0 and failed == 0)
+            assert(rounds > 0 and failed == 0, "hog: " .. rounds .. " rounds, " .. failed .. " failed")
             assert(busy, "listener:nextmsg in nonblock mode never saw a busy lock ("
                          .. got .. " messages taken)")
         end)
@@ -795,7 +795,9 @@ describe("C API", function()
                 local rounds, failed = hog:join()
                 -- (the taker may have taken nothing: the hog's first-message syncs hold
                 -- the listener too; seen once under TSan)
-                assert(rounds > 0 and failed == 0 and r[1] >= 0)
+                assert(rounds > 0 and failed == 0,
+                       "hog: " .. rounds .. " rounds, " .. failed .. " failed")
+                assert(r[1] >= 0)
                 lst:close()
             end
         end
