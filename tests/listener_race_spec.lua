@@ -19,14 +19,17 @@ local function adder(cmdid, replyid)
     end
 end
 
--- Finishes each buffer whose id arrives on cmdid (0 ends).
-local function finisher(cmdid)
+-- Finishes each buffer whose id arrives on cmdid (0 ends), then says so on doneid: the
+-- main thread holds the only handle of the buffer, and keeps it until then (a buffer
+-- collected before the finisher looks it up is an unknown_object there).
+local function finisher(cmdid, doneid)
     local mtmsg = require "mtmsg"
-    local cmd = mtmsg.buffer(cmdid)
+    local cmd, done = mtmsg.buffer(cmdid), mtmsg.buffer(doneid)
     while true do
         local id = cmd:nextmsg()
         if id == 0 then return "ok" end
         mtmsg.buffer(id):finish()
+        done:addmsg(true)
     end
 end
 
@@ -34,8 +37,9 @@ describe("listener buffer races", function()
     it("finish racing an add: the listener delivers the added message before EOS", function()
         local thread = H.thread()
         local acmd, fcmd, reply = mtmsg.newbuffer(), mtmsg.newbuffer(), mtmsg.newbuffer()
+        local fdone = mtmsg.newbuffer()
         local ta = thread.start(adder, acmd:id(), reply:id())
-        local tf = thread.start(finisher, fcmd:id())
+        local tf = thread.start(finisher, fcmd:id(), fdone:id())
         local rounds = tonumber(os.getenv("MTMSG_REVIEW_ROUNDS") or "") or 20000
         local bad, delivered = nil, 0
         for i = 1, rounds do
@@ -44,6 +48,12 @@ describe("listener buffer races", function()
             acmd:addmsg(b:id()); fcmd:addmsg(b:id())
             local first = lst:nextmsg(T)
             local added = reply:nextmsg(T)
+            -- (when the add won, the finisher may still be behind: a thread stalled
+            -- for a few ms used to find a buffer of an earlier round collected)
+            if fdone:nextmsg(T) ~= true then
+                bad = "round " .. i .. ": the finisher did not finish the buffer"
+                break
+            end
             if first == "m" then
                 delivered = delivered + 1
             elseif added then
