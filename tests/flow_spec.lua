@@ -62,6 +62,18 @@ local function await_senders(b, n)
     end
 end
 
+-- Like await_senders, while thread t still runs: true once b has n senders waiting,
+-- false when t has ended first (then n may never be reached).
+local function await_senders_while(b, n, t)
+    local deadline = mtmsg.time() + T
+    while b:waitingsenders() ~= n do
+        if t:join(0) ~= nil then return false end
+        assert(mtmsg.time() < deadline, "senders did not block: " .. b:waitingsenders()
+                                        .. " waiting, expected " .. n)
+    end
+    return true
+end
+
 -- A full buffer of limit 1 with one queued "seed" message.
 local function full_buffer()
     local b = mtmsg.newbuffer()
@@ -234,13 +246,30 @@ describe("flow control", function()
         end
 
         it("a sender that times out leaves the queue to the others", function()
-            local b = full_buffer()
-            local first = thread.start(one_sender, b:id(), "first")
-            await_senders(b, 1)
-            local quitter = thread.start(one_sender, b:id(), "quitter", 0.05)
-            await_senders(b, 2)
-            local third = thread.start(one_sender, b:id(), "third")
-            await_senders(b, 3)
+            -- The quitter must time out while queued between first and third, so its
+            -- timeout must outlast the start of third: a slow machine (valgrind, TSan,
+            -- a loaded host) may take longer than any fixed time. When the quitter is
+            -- gone before third is seen queued behind it, the round proves nothing: it
+            -- is dropped and tried again with a ten times longer timeout.
+            local b, first, quitter, third
+            for try, quit in ipairs { 0.05, 0.5, 5 } do
+                b = full_buffer()
+                first = thread.start(one_sender, b:id(), "first")
+                await_senders(b, 1)
+                quitter = thread.start(one_sender, b:id(), "quitter", quit)
+                local queued = await_senders_while(b, 2, quitter)
+                if queued then
+                    third = thread.start(one_sender, b:id(), "third")
+                    queued = await_senders_while(b, 3, quitter)
+                end
+                if queued then break end
+                same(ok(join(quitter)), { false })
+                b:close()
+                failed(join(first), "object_closed")
+                if third then failed(join(third), "object_closed") end
+                third = nil
+                assert(try < 3, "third did not queue within the quitter's " .. quit .. " s")
+            end
             same(ok(join(quitter)), { false })
             await_senders(b, 2)
             assert(b:nextmsg() == "seed")
