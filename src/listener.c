@@ -322,6 +322,35 @@ static int listener_isnonblock(lua_State *L) {
     return 1;
 }
 
+/* listener:clear() in nonblock mode (l->mutex held): all or nothing. It tries every
+ * member's lock first; if one is busy it unlocks those it got and returns 0, having
+ * changed nothing, so that false means "nothing cleared" as for buffer:clear. Holding
+ * all of them at once cannot deadlock: they come after the listener's in the lock
+ * order and are only tried, never waited for (and no other code holds two buffer
+ * locks at once). Otherwise it empties them all and detaches the orphans, now empty,
+ * onto *orphans, as the blocking path does in two passes. */
+static int clear_nonblock_locked(MsgListener *l, MsgBuffer **orphans) {
+    MsgBuffer *b, *c, *next;
+    for (b = l->members; b; b = b->member_next) {
+        if (!mtmsg_mutex_trylock(&b->mutex)) {
+            for (c = l->members; c != b; c = c->member_next) mtmsg_mutex_unlock(&c->mutex);
+            return 0;
+        }
+    }
+    for (b = l->members; b; b = next) {
+        next = b->member_next;
+        mtmsg_buffer_empty_locked(b, 0);
+        mtmsg_listener_sync_locked(l, b);
+        if (b->orphan) {
+            mtmsg_listener_detach_locked(l, b);
+            b->member_next = *orphans;
+            *orphans = b;
+        }
+        mtmsg_mutex_unlock(&b->mutex);
+    }
+    return 1;
+}
+
 static int listener_clear(lua_State *L) {
     ListenerHandle *h = checklistener(L, 1);
     MsgListener *l = h->l;
@@ -330,7 +359,9 @@ static int listener_clear(lua_State *L) {
     if (!mtmsg_mutex_acquire(&l->mutex, h->nonblock)) st = MSG_BUSY;
     if (st == MSG_OK) {
         if (l->closed) st = MSG_CLOSED;
-        else {
+        else if (h->nonblock) {
+            if (!clear_nonblock_locked(l, &orphans)) st = MSG_BUSY;
+        } else {
             for (b = l->members; b; b = b->member_next) {
                 mtmsg_mutex_lock(&b->mutex);
                 mtmsg_buffer_empty_locked(b, 0);

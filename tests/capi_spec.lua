@@ -839,6 +839,54 @@ describe("C API", function()
             assert(busy_clear, "clear in nonblock mode never saw the listener busy")
         end)
 
+        it("a nonblocking listener:clear does not wait for a buffer's lock and clears all or nothing", function()
+            -- The hog stores huge messages into b1 (each replaces the last), holding b1's
+            -- lock for the copy. It takes the listener's lock only when it gives b1 its
+            -- first message (b1 joins the ready list), so after each clear that emptied
+            -- b1 this test waits until b1 holds a message again: from then on nobody
+            -- but this thread takes the listener's lock, and false from the nonblocking
+            -- clear means that b1 was busy. Each try comes right after a nonblocking
+            -- setmsg on b1 (1 -> 1 message: no listener lock) found b1 busy; without
+            -- that, the wait for the refill kept the tries in step with the hog's
+            -- unlocked half (under TSan: 1815 clears, none busy). A busy clear must
+            -- clear nothing: b2 keeps its message too.
+            local lst = mtmsg.newlistener()
+            local b1, b2 = lst:newbuffer(), lst:newbuffer()
+            local nl, nb1 = mtmsg.listener(lst:id()), mtmsg.buffer(b1:id())
+            nl:nonblock(true)
+            nb1:nonblock(true)
+            local hog = probe.start("hog", probe.ref(b1), 4 * 1024 * 1024)
+            local deadline = mtmsg.time() + H.TIMEOUT
+            local function refilled()
+                while b1:msgcnt() == 0 and mtmsg.time() < deadline do end
+                return b1:msgcnt() == 1
+            end
+            local busy, cleared, partial = false, 0, nil
+            while not busy and refilled() do
+                b2:addmsg("y")
+                while nb1:setmsg("z") and mtmsg.time() < deadline do end
+                if nl:clear() then
+                    cleared = cleared + 1
+                    if b2:msgcnt() ~= 0 then partial = "true but b2 not cleared" end
+                else
+                    busy = true
+                    if b1:msgcnt() ~= 1 or b2:msgcnt() ~= 1 then
+                        partial = "false but cleared b1 " .. b1:msgcnt() .. ", b2 " .. b2:msgcnt()
+                    end
+                end
+                b2:clear()
+            end
+            assert(lst:clear() == true, "blocking listener:clear")    -- waits for b1's lock
+            assert(b2:msgcnt() == 0)
+            hog:stop()
+            local rounds, failed = hog:join()
+            assert(rounds > 0 and failed == 0, "hog: " .. rounds .. " rounds, " .. failed .. " failed")
+            assert(not partial, partial)
+            assert(busy, "listener:clear in nonblock mode never saw a busy buffer ("
+                         .. cleared .. " clears)")
+            lst:close()
+        end)
+
         it("a nonblocking waitaddmsg on a listener buffer does not wait for the listener", function()
             -- b2's first message needs the listener's lock: in nonblock mode waitaddmsg
             -- returns false when it is busy.
