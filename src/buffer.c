@@ -23,15 +23,37 @@
 
 /* ===== Shared object ===== */
 
+/* Whether takers may use the batch without b->mutex: nothing else must happen when a
+ * message leaves (see mtmsg_buffer_replan_locked). */
+static int batchable(const MsgBuffer *b) {
+    return !b->listener && b->queue.grow != 0 && b->limit == 0 && !b->closed && !b->aborted
+           && !b->ntf[MTMSG_NTF_REMOVE].api && !b->wake.open;
+}
+
+void mtmsg_buffer_lockall(MsgBuffer *b) {
+    if (!b->listener) mtmsg_mutex_lock(&b->fmutex);     /* listener buffers: no batch */
+    mtmsg_mutex_lock(&b->mutex);
+}
+
+void mtmsg_buffer_unlockall(MsgBuffer *b) {
+    mtmsg_mutex_unlock(&b->mutex);
+    if (!b->listener) mtmsg_mutex_unlock(&b->fmutex);
+}
+
+void mtmsg_buffer_replan_locked(MsgBuffer *b) {
+    b->batch = batchable(b);
+    mtmsg_buffer_wake_locked(b);
+}
+
 static void buffer_setabort(MsgObject *o, int flag) {
     MsgBuffer *b = (MsgBuffer *)o;
-    mtmsg_mutex_lock(&b->mutex);
+    mtmsg_buffer_lockall(b);
     b->aborted = flag;
     mtmsg_atomic_bump_locked(&b->seq);
     if (flag) mtmsg_cond_broadcast(&b->cond);
-    mtmsg_buffer_wake_locked(b);
+    mtmsg_buffer_replan_locked(b);
     if (flag) mtmsg_buffer_wakesenders_locked(b);
-    mtmsg_mutex_unlock(&b->mutex);
+    mtmsg_buffer_unlockall(b);
 }
 
 /* Runs under the registry lock while the new buffer is registered (order registry ->
@@ -56,8 +78,11 @@ MsgBuffer *mtmsg_buffer_new(MsgListener *l, const char *name, size_t namelen,
     *st = mtmsg_registry_initobject(&b->obj, KIND_BUFFER, name, namelen, buffer_setabort);
     if (*st != MSG_OK) { mtmsg_free(b); return NULL; }
     mtmsg_membuf_init(&b->queue, size, grow);
+    mtmsg_membuf_init(&b->front, size, grow);   /* no storage until a batch is taken */
     b->listener = l;
+    b->batch = batchable(b);
     mtmsg_mutex_init(&b->mutex);
+    mtmsg_mutex_init(&b->fmutex);
     mtmsg_cond_init(&b->cond);
     mtmsg_spin_init(&b->spin);
     *st = mtmsg_registry_add(&b->obj, l ? buffer_attach : NULL, b);
@@ -111,9 +136,11 @@ void mtmsg_buffer_free(MsgBuffer *b) {
         for (i = 0; i < 2; i++)             /* a buffer holds no reference to itself */
             if (ntf[i].api && mtmsg_capi_notifierbuffer(&ntf[i]) == x) ntf[i].api = NULL;
         mtmsg_membuf_free(&x->queue);
+        mtmsg_membuf_free(&x->front);
         mtmsg_wake_close(&x->wake);
         mtmsg_cond_destroy(&x->cond);
         mtmsg_mutex_destroy(&x->mutex);
+        mtmsg_mutex_destroy(&x->fmutex);
         mtmsg_registry_freeobject(&x->obj);
         mtmsg_free(x);
         for (i = 0; i < 2; i++) {           /* no lock held: they may re-enter mtmsg */
@@ -154,9 +181,17 @@ void mtmsg_buffer_release(MsgBuffer *b) {
  * Called with the mutex held, after the queue changed. The listener's takers hear of
  * a buffer when it joins the ready list (mtmsg_listener_sync_locked). */
 static void notify_takers_locked(MsgBuffer *b) {
-    if (b->msgcnt == 0) return;
+    if (b->msgcnt == 0 && mtmsg_atomic_load(&b->frontcnt) == 0) return;
     mtmsg_atomic_bump_locked(&b->seq);
     if (b->nwaiters) mtmsg_cond_signal(&b->cond);
+}
+
+/* With both mutexes held: empties the takers' batch (see mtmsg_buffer_take) (freemem: and frees its storage). */
+static void front_empty_locked(MsgBuffer *b, int freemem) {
+    if (freemem) mtmsg_membuf_free(&b->front);
+    else mtmsg_membuf_clear(&b->front);
+    mtmsg_atomic_store(&b->frontcnt, 0);
+    b->batchmax = 0;
 }
 
 /* Unlocks b->mutex after an operation that may have changed b's message count. A
@@ -199,18 +234,27 @@ static MsgStatus put_locked(MsgBuffer *b, const char *payload, size_t len, size_
     if (b->closed) st = MSG_CLOSED;
     else if (b->aborted) st = MSG_ABORTED;
     else if (b->ended) st = MSG_ENDED;
-    else if (!clear && (b->sw_head != me || (b->limit && b->msgcnt >= b->limit))) st = MSG_FULL;
+    else if (!clear && (b->sw_head != me || (b->limit && mtmsg_buffer_count_locked(b) >= b->limit)))
+        st = MSG_FULL;
     else {
         st = clear ? mtmsg_membuf_reset(&b->queue, hl + len)
                    : mtmsg_membuf_reserve(&b->queue, hl + len);
         if (st == MSG_OK) {
             char *p = mtmsg_membuf_end(&b->queue);
-            if (clear) b->msgcnt = 0;
+            if (clear) {
+                b->msgcnt = 0;
+                if (!b->listener) front_empty_locked(b, 0);    /* the caller holds fmutex */
+            }
             p += mtmsg_codec_putheader(p, len);
             if (len) memcpy(p, payload, len);     /* payload may be NULL when empty */
             b->queue.len += hl + len;
             b->msgcnt++;
-            if (b->msgcnt > b->hiwater) b->hiwater = b->msgcnt;
+            /* the batch may hold up to batchmax more: count it only when that matters
+             * (frontcnt's cache line is the takers') */
+            if (b->msgcnt + b->batchmax > b->hiwater) {
+                size_t n = mtmsg_buffer_count_locked(b);
+                if (n > b->hiwater) b->hiwater = n;
+            }
             notify_takers_locked(b);
             mtmsg_buffer_wake_locked(b);
             if (clear && b->sw_head) mtmsg_cond_signal(&b->sw_head->cond);    /* room */
@@ -235,16 +279,21 @@ MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int cl
                            MsgFire *fire, size_t *failsize) {
     MsgStatus st;
     size_t hl;
-    int held;
+    int held, all = clear && !b->listener;     /* a clear empties the batch too */
     fire->api = NULL;
     if (!put_headerlen(len, &hl, failsize)) return MSG_NOMEM;
-    if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) return MSG_BUSY;
+    if (all && !mtmsg_mutex_acquire(&b->fmutex, nonblock)) return MSG_BUSY;
+    if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) {
+        if (all) mtmsg_mutex_unlock(&b->fmutex);
+        return MSG_BUSY;
+    }
     if (!nonblock_hold(b, nonblock, !b->in_ready, &held)) {
         mtmsg_mutex_unlock(&b->mutex);
-        return MSG_BUSY;
+        return MSG_BUSY;                    /* (a listener buffer: all is 0) */
     }
     st = put_locked(b, payload, len, hl, clear, NULL, fire, failsize);
     unlock_sync(b, held);
+    if (all) mtmsg_mutex_unlock(&b->fmutex);
     return st;
 }
 
@@ -285,7 +334,7 @@ static void flow_dequeue_locked(MsgBuffer *b, MsgSendWaiter *w) {
     *pp = w->next;
     if (b->sw_tail == w) b->sw_tail = prev;
     b->nsw--;
-    if (washead && b->sw_head && (b->limit == 0 || b->msgcnt < b->limit))
+    if (washead && b->sw_head && (b->limit == 0 || mtmsg_buffer_count_locked(b) < b->limit))
         mtmsg_cond_signal(&b->sw_head->cond);       /* maybe room for the next one */
 }
 
@@ -332,56 +381,93 @@ MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, in
     return st;
 }
 
-/* Copies the next message's payload into `out` without removing it (see
- * mtmsg_buffer_pop_locked). */
-static MsgStatus flow_peek_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *check) {
+/* Copies the first message of q into `out` (emptied first) and leaves it in q; *frame:
+ * its bytes in q, header included. MSG_OK, MSG_NEEDCARRAY (see mtmsg_buffer_take), or
+ * MSG_NOMEM / MSG_TOO_BIG when `out` cannot hold it. */
+static MsgStatus copy_first(MemBuf *q, MemBuf *out, const CarrayReuse *check, size_t *frame) {
     size_t pos = 0, len;
     MsgStatus st;
-    const char *q = mtmsg_membuf_begin(&b->queue);
-    if (!mtmsg_codec_getheader(q, b->queue.len, &pos, &len) || len > b->queue.len - pos)
+    const char *p = mtmsg_membuf_begin(q);
+    if (!mtmsg_codec_getheader(p, q->len, &pos, &len) || len > q->len - pos)
         mtmsg_sync_abort(-1, __FILE__, __LINE__);           /* corrupt queue: a bug */
-    if (check && mtmsg_carray_neednew(check, q + pos, len, 0, -1))
-        return MSG_NEEDCARRAY;
-    st = mtmsg_membuf_reset(out, len);
-    if (st != MSG_OK) {
-        if (st == MSG_TOO_BIG) out->failsize = len;
-        return st;
-    }
-    if (len) memcpy(out->data, q + pos, len);
-    out->len = len;
-    return MSG_OK;
-}
-
-MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *check,
-                                  MsgFire *fire) {
-    size_t pos = 0, len;
-    MsgStatus st;
-    const char *q = mtmsg_membuf_begin(&b->queue);
-    if (!mtmsg_codec_getheader(q, b->queue.len, &pos, &len) || len > b->queue.len - pos)
-        mtmsg_sync_abort(-1, __FILE__, __LINE__);           /* corrupt queue: a bug */
-    fire->api = NULL;
-    if (check && mtmsg_carray_neednew(check, q + pos, len, 0, -1))
+    if (check && mtmsg_carray_neednew(check, p + pos, len, 0, -1))
         return MSG_NEEDCARRAY;
     st = mtmsg_membuf_reset(out, len);
     if (st != MSG_OK) {
         if (st == MSG_TOO_BIG) out->failsize = len;    /* size for the error text */
         return st;
     }
-    memcpy(out->data, q + pos, len);
+    if (len) memcpy(out->data, p + pos, len);
     out->len = len;
-    mtmsg_membuf_consume(&b->queue, pos + len);
-    b->msgcnt--;
+    *frame = pos + len;
+    return MSG_OK;
+}
+
+/* Copies the next message's payload into `out` without removing it (see
+ * mtmsg_buffer_pop_locked). A standalone buffer's caller holds both mutexes. */
+static MsgStatus flow_peek_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *check) {
+    size_t frame;
+    return copy_first(mtmsg_atomic_load(&b->frontcnt) > 0 ? &b->front : &b->queue, out, check,
+                      &frame);
+}
+
+/* With b->mutex held, after a message left b: room for a waiting sender, the baton for
+ * the next taker, the wake-up level, the "<" notifier. */
+static void taken_locked(MsgBuffer *b, MsgFire *fire) {
     if (b->sw_head) flow_wakehead_locked(b);    /* room for a waiting sender */
     notify_takers_locked(b);        /* pass the baton if more is waiting */
     mtmsg_buffer_wake_locked(b);
     if (b->ntf[MTMSG_NTF_REMOVE].api) mtmsg_capi_arm_locked(b, MTMSG_NTF_REMOVE, fire);
+}
+
+MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *check,
+                                  MsgFire *fire) {
+    size_t frame;
+    MsgStatus st;
+    fire->api = NULL;
+    st = copy_first(&b->queue, out, check, &frame);
+    if (st != MSG_OK) return st;
+    mtmsg_membuf_consume(&b->queue, frame);
+    b->msgcnt--;
+    taken_locked(b, fire);
     return MSG_OK;
+}
+
+/* ===== The takers' batch (docs/DESIGN.md, "The takers' batch") =====
+ * A taker that holds both mutexes, finds the batch empty and two or more messages
+ * queued swaps the two MemBufs: the queue's frames become the batch, and producers go
+ * on in the batch's old (empty) storage. While b->batch says that nothing but the
+ * copy has to happen when a message leaves, takers then take from the batch under
+ * fmutex alone; otherwise (flow control, a "<" notifier, a wake-up handle, closed or
+ * aborted: messages may stay in the batch when one of those comes) with both. The
+ * batch is older than the queue, so it is always taken first: a taker that holds
+ * only b->mutex and sees frontcnt > 0 tries fmutex, or starts again. */
+
+/* With fmutex held: the first message of the batch into `out`. */
+static MsgStatus front_pop(MsgBuffer *b, MemBuf *out, const CarrayReuse *check) {
+    size_t frame;
+    MsgStatus st = copy_first(&b->front, out, check, &frame);
+    if (st != MSG_OK) return st;
+    mtmsg_membuf_consume(&b->front, frame);
+    mtmsg_atomic_store(&b->frontcnt, mtmsg_atomic_load(&b->frontcnt) - 1);
+    return MSG_OK;
+}
+
+/* With both mutexes held and the batch empty: the queued messages become the batch. */
+static void front_fill_locked(MsgBuffer *b) {
+    MemBuf t = b->front;            /* empty (consume resets start): the queue's now */
+    b->front = b->queue;
+    b->queue = t;
+    b->batchmax = b->msgcnt;
+    mtmsg_atomic_store(&b->frontcnt, b->msgcnt);
+    b->msgcnt = 0;
 }
 
 void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem) {
     if (freemem) mtmsg_membuf_free(&b->queue);
     else mtmsg_membuf_clear(&b->queue);
     b->msgcnt = 0;
+    if (!b->listener) front_empty_locked(b, freemem);
     mtmsg_buffer_wake_locked(b);
     if (b->sw_head) mtmsg_cond_signal(&b->sw_head->cond);  /* room for a waiting sender */
 }
@@ -390,28 +476,59 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
                             const CarrayReuse *check, MsgFire *fire) {
     MsgStatus st;
     MtWait w;
-    int held = 0;
+    int held = 0, front, again;
     fire->api = NULL;
-    if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) return MSG_BUSY;
     mtmsg_wait_init(&w, timeout);
-    for (;;) {
-        if (b->closed) { st = MSG_CLOSED; break; }
-        if (b->aborted) { st = MSG_ABORTED; break; }
-        if (b->msgcnt > 0) {
-            if (!nonblock_hold(b, nonblock, b->msgcnt == 1 && b->in_ready, &held))
-                st = MSG_BUSY;
-            else
-                st = mtmsg_buffer_pop_locked(b, out, check, fire);
-            break;
+    do {
+        front = 0;                  /* fmutex held */
+        again = 0;                  /* fmutex was busy: start again, waiting for it */
+        if (mtmsg_atomic_load(&b->frontcnt) > 0) {
+            if (!mtmsg_mutex_acquire(&b->fmutex, nonblock)) return MSG_BUSY;
+            if (b->batch && mtmsg_atomic_load(&b->frontcnt) > 0) {     /* the fast path */
+                st = front_pop(b, out, check);
+                mtmsg_mutex_unlock(&b->fmutex);
+                return st;
+            }
+            front = 1;
         }
-        if (b->ended) { st = MSG_ENDED; break; }            /* drained: end of stream */
-        if (!mtmsg_wait_locked(&w, &b->cond, &b->mutex, &b->nwaiters, &b->seq, &b->spin)) {
-            st = MSG_EMPTY;
-            break;
+        if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) {
+            if (front) mtmsg_mutex_unlock(&b->fmutex);
+            return MSG_BUSY;
         }
-    }
-    mtmsg_wait_done_locked(&w, &b->spin);
-    unlock_sync(b, held);
+        for (;;) {
+            if (b->closed) { st = MSG_CLOSED; break; }
+            if (b->aborted) { st = MSG_ABORTED; break; }
+            if (mtmsg_atomic_load(&b->frontcnt) > 0) {  /* older than the queue's */
+                if (!front && !(front = mtmsg_mutex_trylock(&b->fmutex))) {
+                    st = MSG_BUSY;
+                    again = !nonblock;
+                } else if ((st = front_pop(b, out, check)) == MSG_OK) {
+                    taken_locked(b, fire);
+                }
+                break;
+            }
+            if (b->msgcnt > 1 && b->batch && (front || (front = mtmsg_mutex_trylock(&b->fmutex)))) {
+                front_fill_locked(b);
+                if ((st = front_pop(b, out, check)) == MSG_OK) taken_locked(b, fire);
+                break;
+            }
+            if (b->msgcnt > 0) {
+                if (!nonblock_hold(b, nonblock, b->msgcnt == 1 && b->in_ready, &held))
+                    st = MSG_BUSY;
+                else
+                    st = mtmsg_buffer_pop_locked(b, out, check, fire);
+                break;
+            }
+            if (b->ended) { st = MSG_ENDED; break; }            /* drained: end of stream */
+            if (!mtmsg_wait_locked(&w, &b->cond, &b->mutex, &b->nwaiters, &b->seq, &b->spin)) {
+                st = MSG_EMPTY;
+                break;
+            }
+        }
+        if (!again) mtmsg_wait_done_locked(&w, &b->spin);
+        unlock_sync(b, held);
+        if (front) mtmsg_mutex_unlock(&b->fmutex);
+    } while (again);
     return st;
 }
 
@@ -723,7 +840,12 @@ static int locked_flag(lua_State *L, size_t off) {
 }
 
 static int buffer_msgcnt(lua_State *L) {
-    mtmsg_pushinteger(L, (lua_Integer)locked_size(L, offsetof(MsgBuffer, msgcnt)));
+    MsgBuffer *b = mtmsg_buffer_check(L, 1)->b;
+    size_t n;
+    mtmsg_mutex_lock(&b->mutex);
+    n = mtmsg_buffer_count_locked(b);
+    mtmsg_mutex_unlock(&b->mutex);
+    mtmsg_pushinteger(L, (lua_Integer)n);
     return 1;
 }
 
@@ -731,7 +853,11 @@ static int buffer_clear(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     MsgBuffer *b = h->b;
     MsgStatus st = MSG_OK;
-    int held = 0;
+    int held = 0, front = !b->listener;     /* the takers' batch goes too */
+    if (front && !mtmsg_mutex_acquire(&b->fmutex, h->nonblock)) {
+        lua_pushboolean(L, 0);                                  /* busy */
+        return 1;
+    }
     if (!mtmsg_mutex_acquire(&b->mutex, h->nonblock)) st = MSG_BUSY;
     else if (!nonblock_hold(b, h->nonblock, b->in_ready, &held)) {
         mtmsg_mutex_unlock(&b->mutex);
@@ -742,6 +868,7 @@ static int buffer_clear(lua_State *L) {
         else mtmsg_buffer_empty_locked(b, 0);
         unlock_sync(b, held);
     }
+    if (front) mtmsg_mutex_unlock(&b->fmutex);
     if (st == MSG_CLOSED) return mtmsg_error_status(L, st, &b->obj, NULL, NULL, 0);
     lua_pushboolean(L, st == MSG_OK);
     return 1;
@@ -917,6 +1044,7 @@ static int buffer_isnonblock(lua_State *L) {
 static int buffer_close(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     MsgBuffer *b = h->b;
+    if (!b->listener) mtmsg_mutex_lock(&b->fmutex);
     mtmsg_mutex_lock(&b->mutex);
     if (!b->closed) {
         b->closed = 1;
@@ -924,8 +1052,10 @@ static int buffer_close(lua_State *L) {
         mtmsg_atomic_bump_locked(&b->seq);
         mtmsg_cond_broadcast(&b->cond);
         mtmsg_buffer_wakesenders_locked(b);
+        mtmsg_buffer_replan_locked(b);
     }
-    unlock_sync(b, 0);
+    unlock_sync(b, 0);                  /* (a listener buffer leaves the ready list) */
+    if (!b->listener) mtmsg_mutex_unlock(&b->fmutex);
     return 0;
 }
 
@@ -945,7 +1075,13 @@ static int buffer_isabort(lua_State *L) {
 static int buffer_wakestate(void *self) {
     MsgBuffer *b = self;
     if (b->closed) return -1;
-    return b->msgcnt > 0 || b->aborted || b->ended;
+    return mtmsg_buffer_count_locked(b) > 0 || b->aborted || b->ended;
+}
+
+/* With both mutexes held, once the descriptor is there: no more takes without
+ * b->mutex, which keeps its level. */
+static void buffer_wakeopened(void *self) {
+    mtmsg_buffer_replan_locked(self);
 }
 
 /* buffer:getfd() and buffer:pollfd() (LuaSocket and cqueues names). */
@@ -953,9 +1089,11 @@ static int buffer_getfd(lua_State *L) {
     MsgBuffer *b = mtmsg_buffer_check(L, 1)->b;
     WakeOwner o;
     o.obj = &b->obj;
+    o.outer = b->listener ? NULL : &b->fmutex;
     o.mutex = &b->mutex;
     o.wake = &b->wake;
     o.state = buffer_wakestate;
+    o.opened = buffer_wakeopened;
     o.self = b;
     return mtmsg_wakeup_pushfd(L, &o);
 }
@@ -1055,14 +1193,16 @@ static int buffer_setlimit(lua_State *L) {
                 lua_tostring(L, 2)));
         lim = d >= (double)(size_t)-1 ? (size_t)-1 : (size_t)d;    /* huge: no limit */
     }
-    mtmsg_mutex_lock(&b->mutex);
+    mtmsg_buffer_lockall(b);
+    cnt = mtmsg_buffer_count_locked(b);
     if (b->closed) st = MSG_CLOSED;
-    else if (lim && b->msgcnt > lim) { st = MSG_FULL; cnt = b->msgcnt; }
+    else if (lim && cnt > lim) st = MSG_FULL;
     else {
         b->limit = lim == (size_t)-1 ? 0 : lim;
         if (b->sw_head) mtmsg_cond_signal(&b->sw_head->cond);  /* maybe room now */
+        mtmsg_buffer_replan_locked(b);
     }
-    mtmsg_mutex_unlock(&b->mutex);
+    mtmsg_buffer_unlockall(b);
     if (st == MSG_FULL) {
         char n[32], c[32];
         snprintf(n, sizeof n, "%llu", (unsigned long long)lim);
@@ -1085,14 +1225,14 @@ static int buffer_limit(lua_State *L) {
 /* buffer:bytes(): bytes queued, capacity (the limit of a fixed buffer, else what is
  * allocated or will be at first), and whether the capacity is a fixed limit. */
 static int buffer_bytes(lua_State *L) {
-    BufferHandle *h = mtmsg_buffer_check(L, 1);
+    MsgBuffer *b = mtmsg_buffer_check(L, 1)->b;
     size_t used, cap;
     int fixed;
-    mtmsg_mutex_lock(&h->b->mutex);
-    used = h->b->queue.len;
-    cap = h->b->queue.cap;
-    fixed = h->b->queue.grow == 0;
-    mtmsg_mutex_unlock(&h->b->mutex);
+    mtmsg_buffer_lockall(b);
+    used = b->queue.len + b->front.len;
+    cap = b->queue.cap + (b->front.data ? b->front.cap : 0);   /* (fixed: never a batch) */
+    fixed = b->queue.grow == 0;
+    mtmsg_buffer_unlockall(b);
     mtmsg_pushinteger(L, (lua_Integer)used);
     mtmsg_pushinteger(L, (lua_Integer)cap);
     lua_pushboolean(L, fixed);
@@ -1107,7 +1247,7 @@ static int buffer_highwater(lua_State *L) {
     size_t hw;
     mtmsg_mutex_lock(&h->b->mutex);
     hw = h->b->hiwater;
-    if (reset) h->b->hiwater = h->b->msgcnt;
+    if (reset) h->b->hiwater = mtmsg_buffer_count_locked(h->b);
     mtmsg_mutex_unlock(&h->b->mutex);
     mtmsg_pushinteger(L, (lua_Integer)hw);
     return 1;
@@ -1178,14 +1318,18 @@ static int buffer_peekmsg(lua_State *L) {
                 if (!reuse.ready && mtmsg_carray_neednew(&reuse, mb->data, mb->len, 0, -1))
                     st = MSG_NEEDCARRAY;
             }
+        } else if (!b->listener && !mtmsg_mutex_acquire(&b->fmutex, h->nonblock)) {
+            st = MSG_BUSY;
         } else if (!mtmsg_mutex_acquire(&b->mutex, h->nonblock)) {
+            if (!b->listener) mtmsg_mutex_unlock(&b->fmutex);
             st = MSG_BUSY;
         } else {
             if (b->closed) st = MSG_CLOSED;
             else if (b->aborted) st = MSG_ABORTED;
-            else if (b->msgcnt > 0) st = flow_peek_locked(b, mb, mtmsg_carray_check(&reuse));
+            else if (mtmsg_buffer_count_locked(b) > 0)
+                st = flow_peek_locked(b, mb, mtmsg_carray_check(&reuse));
             else st = b->ended ? MSG_ENDED : MSG_EMPTY;
-            mtmsg_mutex_unlock(&b->mutex);
+            mtmsg_buffer_unlockall(b);
         }
         if (st != MSG_NEEDCARRAY) break;
         mtmsg_busybuf_release(L, MTMSG_UP_RECV, mb, top + 1);

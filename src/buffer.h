@@ -3,6 +3,13 @@
  * buffer has its own mutex; the fields marked "guarded by: mutex" are only touched
  * with it held. A buffer of a listener also has links that its listener's mutex
  * guards (marked "listener's mutex"); lock order: listener, then buffer.
+ *
+ * A standalone buffer also has a takers' batch (`front`, under `fmutex`): a taker
+ * that finds the batch empty and several messages queued moves them all there at
+ * once, then takes from the batch under fmutex alone, so that producers and takers
+ * seldom share a lock or a cache line (docs/DESIGN.md, "The takers' batch"). The
+ * batch holds older messages than the queue; the buffer's messages are both.
+ * Lock order: listener, fmutex, mutex (fmutex is only tried with mutex held).
  */
 #ifndef MTMSG_BUFFER_H
 #define MTMSG_BUFFER_H
@@ -52,6 +59,8 @@ typedef struct MsgBuffer {
     struct MsgListener *listener;       /* immutable; NULL for standalone buffers */
     MtWake wake;                        /* guarded by: mutex; buffer:getfd, opened on demand */
     MsgNotifier ntf[2];                 /* guarded by: mutex; [MTMSG_NTF_ADD/REMOVE] */
+    size_t batchmax;                    /* guarded by: mutex; the batch's size when last
+                                           filled, a bound of frontcnt (0 after a clear) */
     /* ---- the rest ---- */
     MtCond cond;                        /* buffer:nextmsg waiters; uses mutex */
     int orphan;                         /* listener's mutex; no user refs, messages left */
@@ -61,14 +70,33 @@ typedef struct MsgBuffer {
     struct MsgSendWaiter *sw_tail;      /* senders blocked in waitaddmsg, FIFO from sw_head */
     size_t nsw;                         /* how many there are */
     MtAtomic sw_seq;                    /* bumped by takes while senders wait (they spin) */
+    /* ---- the takers' batch: what a taker touches when it takes from it, apart from
+       what producers touch (the cold fields above keep them off the hot cache lines) */
+    MtMutex fmutex;                     /* guards front; order: fmutex, then mutex */
+    MemBuf front;                       /* guarded by: fmutex; frames older than queue's */
+    MtAtomic frontcnt;                  /* messages in front: read anywhere (under mutex
+                                           it can only shrink), lowered under fmutex,
+                                           raised and zeroed with both mutexes held */
+    int batch;                          /* written with both mutexes held, read under
+                                           either: the batch may be taken from under
+                                           fmutex alone (no listener, flow control, "<"
+                                           notifier or wake-up handle, not closed or
+                                           aborted: mtmsg_buffer_replan_locked) */
 } MsgBuffer;
+
+/* The buffer's message count (queue and batch). With b->mutex held: a snapshot (the
+ * batch can only shrink meanwhile, and is only raised with mutex held). */
+static inline size_t mtmsg_buffer_count_locked(const MsgBuffer *b) {
+    return b->msgcnt + mtmsg_atomic_load(&b->frontcnt);
+}
 
 /* With b->mutex held, after msgcnt, closed, aborted or ended changed: the wake-up
  * descriptor (if any) is readable while there is a message to take, an end of stream
  * or an error to see. One branch when nobody asked for the descriptor. */
 static inline void mtmsg_buffer_wake_locked(MsgBuffer *b) {
     if (b->wake.open)
-        mtmsg_wake_set(&b->wake, b->msgcnt > 0 || b->closed || b->aborted || b->ended);
+        mtmsg_wake_set(&b->wake, mtmsg_buffer_count_locked(b) > 0 || b->closed || b->aborted
+                                 || b->ended);
 }
 
 /* A sender blocked in mtmsg_buffer_putwait: lives on its stack, linked into the
@@ -125,12 +153,22 @@ void mtmsg_buffer_wakesenders_locked(MsgBuffer *b);
 MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double timeout,
                             const struct CarrayReuse *check, MsgFire *fire);
 
-/* For listener.c, with b->mutex held: */
+/* Both mutexes of b (fmutex first), for what changes the batch or what the batch path
+ * reads (b->batch); the listener's mutex, if any, comes before. */
+void mtmsg_buffer_lockall(MsgBuffer *b);
+void mtmsg_buffer_unlockall(MsgBuffer *b);
+/* With both held, after the listener, limit, "<" notifier, wake-up handle, closed or
+ * aborted changed: whether takers may use the batch without b->mutex (b->batch), and
+ * the wake-up handle's state. */
+void mtmsg_buffer_replan_locked(MsgBuffer *b);
+
+/* For listener.c, with b->mutex held (listener buffers never have a batch): */
 /* Pops the first message into `out`; the message stays on failure (and on
  * MSG_NEEDCARRAY, see mtmsg_buffer_take). Leaves the listener's ready list alone. */
 MsgStatus mtmsg_buffer_pop_locked(MsgBuffer *b, MemBuf *out, const struct CarrayReuse *check,
                                   MsgFire *fire);
-/* Drops all messages (clear: keep memory; close: free it); the ready list as above. */
+/* Drops all messages (clear: keep memory; close: free it); the ready list as above.
+ * A standalone buffer's caller holds both mutexes (mtmsg_buffer_lockall). */
 void mtmsg_buffer_empty_locked(MsgBuffer *b, int freemem);
 
 /* Lua side */

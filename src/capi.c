@@ -77,7 +77,7 @@ static void err_collect(void *ehdata, const char *msg, size_t msglen) {
 void mtmsg_capi_arm_locked(MsgBuffer *b, int which, MsgFire *f) {
     const MsgNotifier *nt = &b->ntf[which];
     long long th = nt->threshold;
-    unsigned long long cnt = b->msgcnt;
+    unsigned long long cnt = mtmsg_buffer_count_locked(b);
     int go = which == MTMSG_NTF_ADD ? (th < 0 || cnt > (unsigned long long)th)
                                     : (th <= 0 || cnt < (unsigned long long)th);
     if (!go) return;
@@ -203,7 +203,7 @@ int mtmsg_capi_setnotifier(lua_State *L) {
     which = luaL_checkoption(L, 3, ">", notifier_types);
     if (!lua_isnoneornil(L, 4)) threshold = (long long)mtmsg_checkinteger(L, 4);
     if (api) api->retainNotifier(n);                /* before the lock: foreign code */
-    mtmsg_mutex_lock(&b->mutex);
+    mtmsg_buffer_lockall(b);                        /* a "<" one ends the takers' batch */
     if (!api) {
         old = b->ntf[which];
         b->ntf[which].api = NULL;
@@ -217,7 +217,8 @@ int mtmsg_capi_setnotifier(lua_State *L) {
         b->ntf[which].n = n;
         b->ntf[which].threshold = threshold;
     }
-    mtmsg_mutex_unlock(&b->mutex);
+    mtmsg_buffer_replan_locked(b);
+    mtmsg_buffer_unlockall(b);
     if (old.api && !isself(b, old.api, old.n)) old.api->releaseNotifier(old.n);
     /* b as its own notifier keeps no reference (the handle at 1 holds another one) */
     if (st == MSG_OK && !isself(b, api, n)) return 0;

@@ -432,9 +432,11 @@ static int listener_getfd(lua_State *L) {
     MsgListener *l = checklistener(L, 1)->l;
     WakeOwner o;
     o.obj = &l->obj;
+    o.outer = NULL;
     o.mutex = &l->mutex;
     o.wake = &l->wake;
     o.state = listener_wakestate;
+    o.opened = NULL;
     o.self = l;
     return mtmsg_wakeup_pushfd(L, &o);
 }

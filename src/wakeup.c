@@ -22,6 +22,7 @@ int mtmsg_wakeup_pushfd(lua_State *L, const WakeOwner *o) {
                 rc == MTMSG_WAKE_UNSUPPORTED ? "not supported on this platform"
                 : rc == MTMSG_WAKE_NOFILES ? "too many open files"
                 : "cannot create a descriptor");
+        if (o->outer) mtmsg_mutex_lock(o->outer);
         mtmsg_mutex_lock(o->mutex);
         closed = o->state(o->self);
         if (o->wake->open) {
@@ -31,8 +32,10 @@ int mtmsg_wakeup_pushfd(lua_State *L, const WakeOwner *o) {
             mine.open = 0;                      /* the object owns it now */
             mtmsg_wake_set(o->wake, closed);    /* the current level */
             fd = o->wake->rfd;
+            if (o->opened) o->opened(o->self);
         }
         mtmsg_mutex_unlock(o->mutex);
+        if (o->outer) mtmsg_mutex_unlock(o->outer);
         mtmsg_wake_close(&mine);                /* no-op when installed */
         if (fd < 0) return mtmsg_error_status(L, MSG_CLOSED, o->obj, NULL, NULL, 0);
     }

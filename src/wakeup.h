@@ -15,9 +15,11 @@
 /* The object side, given to mtmsg_wakeup_pushfd. */
 typedef struct WakeOwner {
     MsgObject *obj;                 /* for error texts */
+    MtMutex *outer;                 /* NULL, or locked before mutex to install the descriptor */
     MtMutex *mutex;                 /* guards *wake and what state() reads */
     MtWake *wake;                   /* the object's descriptor (open = 0: none yet) */
     int (*state)(void *self);       /* with *mutex held: -1 closed, else the level (0/1) */
+    void (*opened)(void *self);     /* NULL, or called with both held once it is installed */
     void *self;
 } WakeOwner;
 
