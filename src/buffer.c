@@ -484,12 +484,15 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
         again = 0;                  /* fmutex was busy: start again, waiting for it */
         if (mtmsg_atomic_load(&b->frontcnt) > 0) {
             if (!mtmsg_mutex_acquire(&b->fmutex, nonblock)) return MSG_BUSY;
-            if (b->batch && mtmsg_atomic_load(&b->frontcnt) > 0) {     /* the fast path */
+            if (mtmsg_atomic_load(&b->frontcnt) == 0) {     /* taken meanwhile */
+                mtmsg_mutex_unlock(&b->fmutex);
+            } else if (b->batch) {                          /* the fast path */
                 st = front_pop(b, out, check);
                 mtmsg_mutex_unlock(&b->fmutex);
                 return st;
+            } else {
+                front = 1;          /* and the batch is not empty: no wait below holds it */
             }
-            front = 1;
         }
         if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) {
             if (front) mtmsg_mutex_unlock(&b->fmutex);
