@@ -1233,7 +1233,10 @@ static int buffer_bytes(lua_State *L) {
     int fixed;
     mtmsg_buffer_lockall(b);
     used = b->queue.len + b->front.len;
-    cap = b->queue.cap + (b->front.data ? b->front.cap : 0);   /* (fixed: never a batch) */
+    /* what is allocated (a swap can leave the queue without storage while the batch has
+     * it); before the first allocation, the initial size (fixed: never a batch) */
+    cap = (b->queue.data ? b->queue.cap : 0) + (b->front.data ? b->front.cap : 0);
+    if (!b->queue.data && !b->front.data) cap = b->queue.cap;
     fixed = b->queue.grow == 0;
     mtmsg_buffer_unlockall(b);
     mtmsg_pushinteger(L, (lua_Integer)used);
