@@ -476,14 +476,17 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
                             const CarrayReuse *check, MsgFire *fire) {
     MsgStatus st;
     MtWait w;
-    int held = 0, front, again;
+    int held = 0, front, again = 0;
     fire->api = NULL;
     mtmsg_wait_init(&w, timeout);
     do {
+        /* Nonblock mode tries the locks once; a call that got them and may wait
+         * (timeout) waits for them later, as a condition wait takes its mutex back. */
+        int trylocks = nonblock && !again;
         front = 0;                  /* fmutex held */
         again = 0;                  /* fmutex was busy: start again, waiting for it */
         if (mtmsg_atomic_load(&b->frontcnt) > 0) {
-            if (!mtmsg_mutex_acquire(&b->fmutex, nonblock)) return MSG_BUSY;
+            if (!mtmsg_mutex_acquire(&b->fmutex, trylocks)) return MSG_BUSY;
             if (mtmsg_atomic_load(&b->frontcnt) == 0) {     /* taken meanwhile */
                 mtmsg_mutex_unlock(&b->fmutex);
             } else if (b->batch) {                          /* the fast path */
@@ -494,7 +497,7 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
                 front = 1;          /* and the batch is not empty: no wait below holds it */
             }
         }
-        if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) {
+        if (!mtmsg_mutex_acquire(&b->mutex, trylocks)) {
             if (front) mtmsg_mutex_unlock(&b->fmutex);
             return MSG_BUSY;
         }
@@ -504,7 +507,7 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
             if (mtmsg_atomic_load(&b->frontcnt) > 0) {  /* older than the queue's */
                 if (!front && !(front = mtmsg_mutex_trylock(&b->fmutex))) {
                     st = MSG_BUSY;
-                    again = !nonblock;
+                    again = !nonblock || timeout != 0;  /* nonblock without a wait: busy */
                 } else if ((st = front_pop(b, out, check)) == MSG_OK) {
                     taken_locked(b, fire);
                 }
