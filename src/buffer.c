@@ -384,7 +384,7 @@ MsgStatus mtmsg_buffer_putwait(MsgBuffer *b, const char *payload, size_t len, in
 /* Copies the first message of q into `out` (emptied first) and leaves it in q; *frame:
  * its bytes in q, header included. MSG_OK, MSG_NEEDCARRAY (see mtmsg_buffer_take), or
  * MSG_NOMEM / MSG_TOO_BIG when `out` cannot hold it. */
-static MsgStatus copy_first(MemBuf *q, MemBuf *out, const CarrayReuse *check, size_t *frame) {
+static inline MsgStatus copy_first(MemBuf *q, MemBuf *out, const CarrayReuse *check, size_t *frame) {
     size_t pos = 0, len;
     MsgStatus st;
     const char *p = mtmsg_membuf_begin(q);
@@ -413,7 +413,7 @@ static MsgStatus flow_peek_locked(MsgBuffer *b, MemBuf *out, const CarrayReuse *
 
 /* With b->mutex held, after a message left b: room for a waiting sender, the baton for
  * the next taker, the wake-up level, the "<" notifier. */
-static void taken_locked(MsgBuffer *b, MsgFire *fire) {
+static inline void taken_locked(MsgBuffer *b, MsgFire *fire) {
     if (b->sw_head) flow_wakehead_locked(b);    /* room for a waiting sender */
     notify_takers_locked(b);        /* pass the baton if more is waiting */
     mtmsg_buffer_wake_locked(b);
