@@ -181,7 +181,7 @@ void mtmsg_buffer_release(MsgBuffer *b) {
  * Called with the mutex held, after the queue changed. The listener's takers hear of
  * a buffer when it joins the ready list (mtmsg_listener_sync_locked). */
 static void notify_takers_locked(MsgBuffer *b) {
-    if (b->msgcnt == 0 && mtmsg_atomic_load(&b->frontcnt) == 0) return;
+    if (mtmsg_buffer_count_locked(b) == 0) return;
     mtmsg_atomic_bump_locked(&b->seq);
     if (b->nwaiters) mtmsg_cond_signal(&b->cond);
 }

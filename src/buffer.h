@@ -60,7 +60,8 @@ typedef struct MsgBuffer {
     MtWake wake;                        /* guarded by: mutex; buffer:getfd, opened on demand */
     MsgNotifier ntf[2];                 /* guarded by: mutex; [MTMSG_NTF_ADD/REMOVE] */
     size_t batchmax;                    /* guarded by: mutex; the batch's size when last
-                                           filled, a bound of frontcnt (0 after a clear) */
+                                           filled: frontcnt <= batchmax; 0 until the
+                                           first batch and after a clear */
     /* ---- the rest ---- */
     MtCond cond;                        /* buffer:nextmsg waiters; uses mutex */
     int orphan;                         /* listener's mutex; no user refs, messages left */
@@ -85,9 +86,10 @@ typedef struct MsgBuffer {
 } MsgBuffer;
 
 /* The buffer's message count (queue and batch). With b->mutex held: a snapshot (the
- * batch can only shrink meanwhile, and is only raised with mutex held). */
+ * batch can only shrink meanwhile, and is only raised with mutex held). A buffer that
+ * never had a batch (listener buffers) leaves the takers' cache line alone. */
 static inline size_t mtmsg_buffer_count_locked(const MsgBuffer *b) {
-    return b->msgcnt + mtmsg_atomic_load(&b->frontcnt);
+    return b->msgcnt + (b->batchmax ? mtmsg_atomic_load(&b->frontcnt) : 0);
 }
 
 /* With b->mutex held, after msgcnt, closed, aborted or ended changed: the wake-up

@@ -3,10 +3,11 @@
  * pinning, thread-local storage and the export macro. The only header that knows the
  * platform: no other file tests _WIN32, pthreads or C11 threads (docs/DESIGN.md, "Sync").
  *
- * LOCK ORDER (never invert): registry lock -> listener mutex -> buffer mutex.
- * Every buffer has its own mutex, listener buffers too; the one exception is a
- * trylock of the listener's mutex while holding a buffer's (buffer.c, unlock_sync),
- * which cannot deadlock. No lock is held while Lua
+ * LOCK ORDER (never invert): registry lock -> listener mutex -> buffer's batch mutex
+ * (fmutex, standalone buffers only) -> buffer mutex. Every buffer has its own mutex,
+ * listener buffers too; the exceptions are trylocks, which cannot deadlock: of the
+ * listener's mutex while holding a buffer's (buffer.c, unlock_sync), and of a buffer's
+ * fmutex while holding its mutex (buffer.c, mtmsg_buffer_take). No lock is held while Lua
  * code runs, while a Lua error may be raised, or while a foreign notifier is called.
  *
  * Backends, chosen here at build time (each can be forced with -D...=1):
