@@ -480,14 +480,17 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
     fire->api = NULL;
     mtmsg_wait_init(&w, timeout);
     do {
-        /* Nonblock mode tries the locks once; a call that got them and may wait
-         * (timeout) waits for them later, as a condition wait takes its mutex back. */
+        /* Nonblock mode tries the locks once. A call that may wait (a timeout) is busy
+         * only when the buffer's mutex is, as in 0.4.3; once it has that one it waits
+         * for fmutex (held for a copy), as a condition wait takes its mutex back. */
         int trylocks = nonblock && !again;
         front = 0;                  /* fmutex held */
         again = 0;                  /* fmutex was busy: start again, waiting for it */
         if (mtmsg_atomic_load(&b->frontcnt) > 0) {
-            if (!mtmsg_mutex_acquire(&b->fmutex, trylocks)) return MSG_BUSY;
-            if (mtmsg_atomic_load(&b->frontcnt) == 0) {     /* taken meanwhile */
+            if (!mtmsg_mutex_acquire(&b->fmutex, trylocks)) {
+                if (timeout == 0) return MSG_BUSY;
+                /* else see below whether the buffer's mutex is free */
+            } else if (mtmsg_atomic_load(&b->frontcnt) == 0) {     /* taken meanwhile */
                 mtmsg_mutex_unlock(&b->fmutex);
             } else if (b->batch) {                          /* the fast path */
                 st = front_pop(b, out, check);
