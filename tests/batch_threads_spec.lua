@@ -104,13 +104,15 @@ describe("the takers' batch with threads", function()
         end, 2, false)
     end)
 
-    it("getfd opened while takers use the batch", function()
-        stress(function(b, finished)
-            local fd = b:getfd()
-            assert(type(fd) == "number")
-            repeat b:msgcnt() until finished()
-        end, 2, false)
-    end)
+    if package.config:sub(1, 1) ~= "\\" then       -- no wake-up handles on Windows
+        it("getfd opened while takers use the batch", function()
+            stress(function(b, finished)
+                local fd = b:getfd()
+                assert(type(fd) == "number")
+                repeat b:msgcnt() until finished()
+            end, 2, false)
+        end)
+    end
 
     it("nonblocking takers: every message once, in order", function()
         stress(function(b, finished)
