@@ -511,9 +511,16 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
                 if (!front && !(front = mtmsg_mutex_trylock(&b->fmutex))) {
                     st = MSG_BUSY;
                     again = !nonblock || timeout != 0;  /* nonblock without a wait: busy */
-                } else if ((st = front_pop(b, out, check)) == MSG_OK) {
-                    taken_locked(b, fire);
+                    break;
                 }
+                if (mtmsg_atomic_load(&b->frontcnt) == 0) {
+                    /* a taker on the fast path took the last one before we got fmutex:
+                     * look again without it (we may have to wait) */
+                    mtmsg_mutex_unlock(&b->fmutex);
+                    front = 0;
+                    continue;
+                }
+                if ((st = front_pop(b, out, check)) == MSG_OK) taken_locked(b, fire);
                 break;
             }
             if (b->msgcnt > 1 && b->batch && (front || (front = mtmsg_mutex_trylock(&b->fmutex)))) {
