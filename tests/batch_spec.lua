@@ -205,47 +205,6 @@ describe("the takers' batch", function()
         assert(used > 0)
     end)
 
-    it("3 producers, 3 takers: every message once, each producer's in order", function()
-        local thread = H.thread()
-        local b, done = mtmsg.newbuffer(), mtmsg.newbuffer()
-        local n, k = 20000, 3
-        local function taker(id, doneid, k)
-            local mtmsg = require "mtmsg"
-            local b, done = mtmsg.buffer(id), mtmsg.buffer(doneid)
-            local last, count, sum, stops = {}, 0, 0, 0
-            for p = 1, k do last[p] = 0 end
-            while true do
-                local p, i = b:nextmsg(10)
-                if p == nil then return "timeout" end
-                if p == "stop" then break end
-                if i <= last[p] then return "producer " .. p .. ": " .. i .. " after " .. last[p] end
-                last[p], count, sum = i, count + 1, sum + i
-            end
-            done:addmsg(count, sum)
-            return "ok"
-        end
-        local function producer(id, p, n)
-            local mtmsg = require "mtmsg"
-            local b = mtmsg.buffer(id)
-            for i = 1, n do b:addmsg(p, i) end
-            return n
-        end
-        local takers, producers = {}, {}
-        for j = 1, k do takers[j] = thread.start(taker, b:id(), done:id(), k) end
-        for p = 1, k do producers[p] = thread.start(producer, b:id(), p, n) end
-        for p = 1, k do same(H.joinok(producers[p]), { n }) end
-        for _ = 1, k do b:addmsg("stop") end
-        local count, sum = 0, 0
-        for j = 1, k do
-            same(H.joinok(takers[j]), { "ok" })
-            local c, s = done:nextmsg(T)
-            count, sum = count + c, sum + s
-        end
-        assert(count == n * k, count .. " messages taken, " .. n * k .. " sent")
-        assert(sum == k * n * (n + 1) / 2, "some messages were taken twice or not at all")
-        assert(b:msgcnt() == 0)
-    end)
-
     it("close, clear and abort from another thread while takers use the batch", function()
         local thread = H.thread()
         local function taker(id)

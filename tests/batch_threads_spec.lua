@@ -84,6 +84,12 @@ describe("the takers' batch with threads", function()
         return b
     end
 
+    it("3 takers, nothing else going on", function()
+        stress(function(_, finished)
+            repeat mtmsg.sleep(0.001) until finished()      -- (only not to take a core)
+        end, 3, false)
+    end)
+
     it("setlimit, '<' notifier, peek, count, bytes and highwater from another thread", function()
         local ntf = mtmsg.newbuffer()
         local takes = 0
