@@ -450,6 +450,9 @@ static MsgStatus front_pop(MsgBuffer *b, MemBuf *out, const CarrayReuse *check) 
     if (st != MSG_OK) return st;
     mtmsg_membuf_consume(&b->front, frame);
     mtmsg_atomic_store(&b->frontcnt, mtmsg_atomic_load(&b->frontcnt) - 1);
+    /* A drained batch of a big backlog keeps no more than a work buffer: the queue has
+     * storage of its own, and a spike should not stay allocated twice. */
+    if (b->front.len == 0) mtmsg_membuf_shrink(&b->front, MTMSG_SCRATCH_KEEP);
     return MSG_OK;
 }
 

@@ -193,6 +193,19 @@ describe("the takers' batch", function()
         same(pack(l:nextmsg(0)), { n = 0 })
     end)
 
+    it("a drained batch of a big backlog does not stay allocated", function()
+        local b, s = mtmsg.newbuffer(), string.rep("x", 1000)
+        for _ = 1, 4000 do b:addmsg(s) end               -- about 4 MB queued
+        local _, cap0 = b:bytes()
+        assert(cap0 >= 4000000, cap0)
+        assert(b:nextmsg(0) == s)                       -- the backlog becomes the batch
+        b:addmsg("new")
+        local got = drain(b)
+        assert(#got == 4000 and got[4000] == "new")
+        local used, cap = b:bytes()
+        assert(used == 0 and cap <= 1024 * 1024, "still allocated: " .. cap)
+    end)
+
     it("a fixed-size buffer never has one: its size is its limit, once", function()
         local b = mtmsg.newbuffer(30, 0)
         for i = 1, 3 do assert(b:addmsg(i) == true) end
