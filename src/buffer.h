@@ -83,6 +83,9 @@ typedef struct MsgBuffer {
                                            fmutex alone (no listener, flow control, "<"
                                            notifier or wake-up handle, not closed or
                                            aborted: mtmsg_buffer_replan_locked) */
+    char pad[64];                       /* every take reads frontcnt: keep the next
+                                           allocation (maybe written all the time by
+                                           another thread) off its cache line */
 } MsgBuffer;
 
 /* The buffer's message count (queue and batch). With b->mutex held: a snapshot (the
