@@ -30,9 +30,16 @@ static int batchable(const MsgBuffer *b) {
            && !b->ntf[MTMSG_NTF_REMOVE].api && !b->wake.open;
 }
 
+/* mtmsg_buffer_lockall, trying in nonblock mode: 0 (nothing held) when one is busy. */
+static int acquire_all(MsgBuffer *b, int nonblock) {
+    if (!b->listener && !mtmsg_mutex_acquire(&b->fmutex, nonblock)) return 0;
+    if (mtmsg_mutex_acquire(&b->mutex, nonblock)) return 1;
+    if (!b->listener) mtmsg_mutex_unlock(&b->fmutex);
+    return 0;
+}
+
 void mtmsg_buffer_lockall(MsgBuffer *b) {
-    if (!b->listener) mtmsg_mutex_lock(&b->fmutex);     /* listener buffers: no batch */
-    mtmsg_mutex_lock(&b->mutex);
+    (void)acquire_all(b, 0);            /* listener buffers: no batch, no fmutex */
 }
 
 void mtmsg_buffer_unlockall(MsgBuffer *b) {
@@ -42,7 +49,6 @@ void mtmsg_buffer_unlockall(MsgBuffer *b) {
 
 void mtmsg_buffer_replan_locked(MsgBuffer *b) {
     b->batch = batchable(b);
-    mtmsg_buffer_wake_locked(b);
 }
 
 static void buffer_setabort(MsgObject *o, int flag) {
@@ -51,6 +57,7 @@ static void buffer_setabort(MsgObject *o, int flag) {
     b->aborted = flag;
     mtmsg_atomic_bump_locked(&b->seq);
     if (flag) mtmsg_cond_broadcast(&b->cond);
+    mtmsg_buffer_wake_locked(b);
     mtmsg_buffer_replan_locked(b);
     if (flag) mtmsg_buffer_wakesenders_locked(b);
     mtmsg_buffer_unlockall(b);
@@ -215,6 +222,12 @@ static void unlock_sync(MsgBuffer *b, int held) {
     if (sync) mtmsg_listener_sync(l, b);
 }
 
+/* unlock_sync after acquire_all / mtmsg_buffer_lockall: also the batch's mutex. */
+static void unlock_sync_all(MsgBuffer *b, int held) {
+    unlock_sync(b, held);
+    if (!b->listener) mtmsg_mutex_unlock(&b->fmutex);
+}
+
 /* Nonblock mode waits for no lock, the listener's included: with b locked, before an
  * operation that will move b into or out of its listener's ready list (willsync),
  * takes the listener's mutex with a trylock. 0: busy, change nothing. *held: taken. */
@@ -279,21 +292,19 @@ MsgStatus mtmsg_buffer_put(MsgBuffer *b, const char *payload, size_t len, int cl
                            MsgFire *fire, size_t *failsize) {
     MsgStatus st;
     size_t hl;
-    int held, all = clear && !b->listener;     /* a clear empties the batch too */
+    int held;
     fire->api = NULL;
     if (!put_headerlen(len, &hl, failsize)) return MSG_NOMEM;
-    if (all && !mtmsg_mutex_acquire(&b->fmutex, nonblock)) return MSG_BUSY;
-    if (!mtmsg_mutex_acquire(&b->mutex, nonblock)) {
-        if (all) mtmsg_mutex_unlock(&b->fmutex);
+    /* a clear empties the takers' batch too */
+    if (!(clear ? acquire_all(b, nonblock) : mtmsg_mutex_acquire(&b->mutex, nonblock)))
         return MSG_BUSY;
-    }
     if (!nonblock_hold(b, nonblock, !b->in_ready, &held)) {
         mtmsg_mutex_unlock(&b->mutex);
-        return MSG_BUSY;                    /* (a listener buffer: all is 0) */
+        return MSG_BUSY;                    /* (a listener buffer: no fmutex) */
     }
     st = put_locked(b, payload, len, hl, clear, NULL, fire, failsize);
-    unlock_sync(b, held);
-    if (all) mtmsg_mutex_unlock(&b->fmutex);
+    if (clear) unlock_sync_all(b, held);
+    else unlock_sync(b, held);
     return st;
 }
 
@@ -876,22 +887,17 @@ static int buffer_clear(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     MsgBuffer *b = h->b;
     MsgStatus st = MSG_OK;
-    int held = 0, front = !b->listener;     /* the takers' batch goes too */
-    if (front && !mtmsg_mutex_acquire(&b->fmutex, h->nonblock)) {
-        lua_pushboolean(L, 0);                                  /* busy */
-        return 1;
-    }
-    if (!mtmsg_mutex_acquire(&b->mutex, h->nonblock)) st = MSG_BUSY;
+    int held = 0;
+    if (!acquire_all(b, h->nonblock)) st = MSG_BUSY;    /* the takers' batch goes too */
     else if (!nonblock_hold(b, h->nonblock, b->in_ready, &held)) {
-        mtmsg_mutex_unlock(&b->mutex);
+        mtmsg_mutex_unlock(&b->mutex);      /* (a listener buffer: no fmutex) */
         st = MSG_BUSY;
     }
     if (st == MSG_OK) {
         if (b->closed) st = MSG_CLOSED;
         else mtmsg_buffer_empty_locked(b, 0);
-        unlock_sync(b, held);
+        unlock_sync_all(b, held);
     }
-    if (front) mtmsg_mutex_unlock(&b->fmutex);
     if (st == MSG_CLOSED) return mtmsg_error_status(L, st, &b->obj, NULL, NULL, 0);
     lua_pushboolean(L, st == MSG_OK);
     return 1;
@@ -1067,8 +1073,7 @@ static int buffer_isnonblock(lua_State *L) {
 static int buffer_close(lua_State *L) {
     BufferHandle *h = mtmsg_buffer_check(L, 1);
     MsgBuffer *b = h->b;
-    if (!b->listener) mtmsg_mutex_lock(&b->fmutex);
-    mtmsg_mutex_lock(&b->mutex);
+    mtmsg_buffer_lockall(b);
     if (!b->closed) {
         b->closed = 1;
         mtmsg_buffer_empty_locked(b, 1);
@@ -1077,8 +1082,7 @@ static int buffer_close(lua_State *L) {
         mtmsg_buffer_wakesenders_locked(b);
         mtmsg_buffer_replan_locked(b);
     }
-    unlock_sync(b, 0);                  /* (a listener buffer leaves the ready list) */
-    if (!b->listener) mtmsg_mutex_unlock(&b->fmutex);
+    unlock_sync_all(b, 0);              /* (a listener buffer leaves the ready list) */
     return 0;
 }
 
@@ -1101,8 +1105,8 @@ static int buffer_wakestate(void *self) {
     return mtmsg_buffer_count_locked(b) > 0 || b->aborted || b->ended;
 }
 
-/* With both mutexes held, once the descriptor is there: no more takes without
- * b->mutex, which keeps its level. */
+/* With both mutexes held, once the descriptor is there (at the level that
+ * buffer_wakestate gave): no more takes without b->mutex, which keeps that level. */
 static void buffer_wakeopened(void *self) {
     mtmsg_buffer_replan_locked(self);
 }
@@ -1344,10 +1348,7 @@ static int buffer_peekmsg(lua_State *L) {
                 if (!reuse.ready && mtmsg_carray_neednew(&reuse, mb->data, mb->len, 0, -1))
                     st = MSG_NEEDCARRAY;
             }
-        } else if (!b->listener && !mtmsg_mutex_acquire(&b->fmutex, h->nonblock)) {
-            st = MSG_BUSY;
-        } else if (!mtmsg_mutex_acquire(&b->mutex, h->nonblock)) {
-            if (!b->listener) mtmsg_mutex_unlock(&b->fmutex);
+        } else if (!acquire_all(b, h->nonblock)) {
             st = MSG_BUSY;
         } else {
             if (b->closed) st = MSG_CLOSED;

@@ -162,9 +162,8 @@ MsgStatus mtmsg_buffer_take(MsgBuffer *b, MemBuf *out, int nonblock, double time
  * reads (b->batch); the listener's mutex, if any, comes before. */
 void mtmsg_buffer_lockall(MsgBuffer *b);
 void mtmsg_buffer_unlockall(MsgBuffer *b);
-/* With both held, after the listener, limit, "<" notifier, wake-up handle, closed or
- * aborted changed: whether takers may use the batch without b->mutex (b->batch), and
- * the wake-up handle's state. */
+/* With both held, after the limit, "<" notifier, wake-up handle, closed or aborted
+ * changed: whether takers may use the batch without b->mutex (b->batch). */
 void mtmsg_buffer_replan_locked(MsgBuffer *b);
 
 /* For listener.c, with b->mutex held (listener buffers never have a batch): */
